@@ -1,0 +1,24 @@
+# `make run` serves the app on http://127.0.0.1:8000; `make test` runs lint and the tests.
+# uv is used from PATH, or installed into .tools/ on first use.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PORT ?= 8000
+
+.PHONY: run test lint bench
+
+run: $(UV)
+	$(UV) sync --locked
+	$(UV) run python manage.py migrate --noinput
+	$(UV) run daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+
+test: $(UV)
+	$(UV) sync --locked
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run pytest
+
+lint: $(UV)
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+.tools/bin/uv:
+	python3 -m pip install --quiet --target .tools uv

@@ -1,0 +1,101 @@
+"""The room's websocket: validates frames, hands them to services, forwards broadcasts.
+
+Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}.
+A frame with an "action" is a control frame; "sync" asks for the messages a
+page has not seen (sent by static/chat/chat.js whenever the socket opens).
+"""
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from chat import rendering, selectors, services
+from chat.broadcast import room_group
+from chat.forms import MessageForm
+from chat.models import Room
+
+logger = logging.getLogger(__name__)
+
+# Close codes in the 4000-4999 range the protocol leaves to applications.
+CLOSE_ROOM_NOT_FOUND = 4404
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    room: Room | None = None
+
+    async def connect(self) -> None:
+        self.room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"])
+        # Accept before closing: a close before accept reaches the browser as a
+        # bare handshake failure, with no code saying why.
+        await self.accept()
+        if self.room is None:
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+            return
+        await self.channel_layer.group_add(room_group(self.room.pk), self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.room is not None:
+            await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.room is None:
+            return
+        if text_data is not None and len(text_data) > settings.CHAT_FRAME_MAX_LENGTH:
+            await self._refuse(_("That frame was too large, so nothing was sent."))
+            return
+        frame = _parse_frame(text_data)
+        if frame is None:
+            await self._refuse(_("That frame was not a JSON object, so it was ignored."))
+        elif frame.get("action") == "sync":
+            await self._catch_up(frame.get("after"))
+        elif "action" in frame:
+            await self._refuse(_("Unknown action."))
+        elif "content" not in frame:
+            await self._refuse(_("That frame had no message content, so nothing was sent."))
+        else:
+            await self._send_message(frame)
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A fragment broadcast to the room: forward it unchanged."""
+        await self.send(text_data=event["html"])
+
+    async def _send_message(self, frame: dict[str, Any]) -> None:
+        form = MessageForm(data={"content": frame["content"]})
+        if not form.is_valid():
+            await self.send(text_data=rendering.composer(room=self.room, form=form))
+            return
+        try:
+            await services.message_send(room=self.room, content=form.cleaned_data["content"])
+        except services.RoomBusy:
+            error = _("Wait for the current reply to finish, then send again.")
+            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            return
+        await self.send(text_data=rendering.composer(room=self.room))
+
+    async def _catch_up(self, after: object) -> None:
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            await self._refuse(_("Could not catch up: the sync frame was malformed."))
+            return
+        messages = await database_sync_to_async(selectors.room_messages_after)(
+            room=self.room, after=after
+        )
+        if messages:
+            await self.send(text_data=rendering.message_oob(*messages))
+
+    async def _refuse(self, reason: str) -> None:
+        await self.send(text_data=rendering.composer(room=self.room, error=reason))
+
+
+def _parse_frame(text_data: str | None) -> dict[str, Any] | None:
+    if text_data is None:
+        return None
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None

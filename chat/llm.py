@@ -1,0 +1,95 @@
+"""The model: an async iterator of text deltas. The only module that imports openai.
+
+With OPENAI_API_KEY or OPENAI_BASE_URL set, replies come from that
+OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp's server...).
+With neither, an offline demo model streams a fixed, clearly labelled reply,
+so a fresh checkout shows the whole flow.
+"""
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import openai
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
+
+ChatTurn = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+DEMO_MODEL_NAME = "offline-demo"
+
+
+class ModelError(Exception):
+    """The model failed; the message is safe to show in the room."""
+
+
+def model_name() -> str:
+    return settings.OPENAI_MODEL if is_configured() else DEMO_MODEL_NAME
+
+
+def is_configured() -> bool:
+    return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+
+
+async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
+    """Yield the reply to `turns` as text deltas, raising ModelError on any fault."""
+    if not is_configured():
+        async for delta in _demo_reply(turns):
+            yield delta
+        return
+
+    client = openai.AsyncOpenAI(
+        # Local servers (Ollama, vLLM) take any key, but the SDK requires one.
+        api_key=settings.OPENAI_API_KEY or "not-needed",
+        base_url=settings.OPENAI_BASE_URL or None,
+        timeout=settings.OPENAI_TIMEOUT,
+        # A failed reply is shown with a Retry action; silent retries would
+        # only make the room wait longer.
+        max_retries=0,
+    )
+    try:
+        stream = await client.chat.completions.create(
+            model=settings.OPENAI_MODEL, messages=list(turns), stream=True
+        )
+        async for chunk in stream:
+            if chunk.choices and (delta := chunk.choices[0].delta.content):
+                yield delta
+    # Faults after the stream has started come from httpx, not the SDK.
+    except (openai.APITimeoutError, httpx.TimeoutException) as exc:
+        raise ModelError(_("The model did not answer in time.")) from exc
+    except openai.APIConnectionError as exc:
+        raise ModelError(_("Could not reach the model server.")) from exc
+    except openai.RateLimitError as exc:
+        raise ModelError(_("The model is rate-limited; try again shortly.")) from exc
+    except openai.APIStatusError as exc:
+        raise ModelError(
+            _("The model server answered with an error (HTTP %(status)s).")
+            % {"status": exc.status_code}
+        ) from exc
+    except (openai.APIError, httpx.TransportError) as exc:
+        # A connection cut mid-stream, or a malformed stream.
+        logger.warning("model stream failed: %r", exc)
+        raise ModelError(_("The model's reply was cut off.")) from exc
+    finally:
+        await client.close()
+
+
+_DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream
+
+
+async def _demo_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
+    question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
+    text = _(
+        "**Offline demo model.** No model is configured, so this is a fixed reply. "
+        "You wrote %(count)d characters: “%(excerpt)s”.\n\n"
+        "To talk to a real model, set `OPENAI_API_KEY` (and optionally `OPENAI_MODEL`), "
+        "or point `OPENAI_BASE_URL` at any OpenAI-compatible server such as Ollama, "
+        "then restart the server."
+    ) % {"count": len(question), "excerpt": question[:80]}
+    for word in re.findall(r"\s*\S+", text):
+        await asyncio.sleep(_DEMO_DELAY)
+        yield word

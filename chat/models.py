@@ -1,0 +1,68 @@
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Room(TimestampedModel):
+    name = models.CharField(_("name"), max_length=100)
+    system_prompt = models.TextField(
+        _("system prompt"),
+        blank=True,
+        help_text=_("Instructions the model follows in this room."),
+    )
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:room_detail", kwargs={"pk": self.pk})
+
+
+class Message(TimestampedModel):
+    class Role(models.TextChoices):
+        USER = "user", _("User")
+        ASSISTANT = "assistant", _("Assistant")
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", _("Streaming")
+        COMPLETE = "complete", _("Complete")
+        ERROR = "error", _("Error")
+        # The process generating it died; the partial text is kept.
+        INTERRUPTED = "interrupted", _("Interrupted")
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    error = models.TextField(blank=True, help_text=_("Why the reply failed, shown in the room."))
+    # Bumped by every broadcast update; pages drop updates older than what they show.
+    seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # Turn-taking: a room generates one reply at a time, across processes.
+            models.UniqueConstraint(
+                fields=["room"],
+                condition=models.Q(status="streaming"),
+                name="one_streaming_reply_per_room",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:50]}"
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.status == self.Status.STREAMING

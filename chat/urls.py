@@ -1,0 +1,12 @@
+from django.urls import path
+
+from chat import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.room_list, name="room_list"),
+    path("new/", views.room_new, name="room_new"),
+    path("<int:pk>/", views.room_detail, name="room_detail"),
+    path("<int:pk>/edit/", views.room_edit, name="room_edit"),
+]

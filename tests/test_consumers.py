@@ -1,0 +1,194 @@
+"""The room websocket, through the full ASGI stack, on the real channels-redis layer."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat.models import Message
+from config.asgi import application
+from tests.fakeopenai import Reply
+from tests.wsutil import messages_in, receive_until, reply_finished
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def send(content: str) -> str:
+    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
+
+
+@sync_to_async
+def rows(room) -> list[tuple[str, str, str]]:
+    return list(room.messages.values_list("role", "status", "content"))
+
+
+@pytest.fixture
+def room(room_factory):
+    return room_factory(name="Room", system_prompt="You are terse.")
+
+
+async def test_message_and_streamed_reply_reach_every_tab(room, connect, model):
+    model.queue(Reply("Hello from the model, streamed in pieces.", tokens_per_second=100))
+    tab1 = await connect(f"/ws/chat/{room.pk}/")
+    tab2 = await connect(f"/ws/chat/{room.pk}/")
+
+    await tab1.send_to(text_data=send("Hi there"))
+    frames1 = await receive_until(tab1, reply_finished)
+    frames2 = await receive_until(tab2, reply_finished)
+
+    for frames in (frames1, frames2):
+        shown = [m for f in frames for m in messages_in(f)]
+        assert shown[0].role == "user" and shown[0].text == "Hi there"
+        replies = [m for m in shown if m.role == "assistant"]
+        assert len(replies) >= 3, "the reply should arrive in several updates"
+        assert replies[-1].status == "complete"
+        assert replies[-1].text == "Hello from the model, streamed in pieces."
+    assert await rows(room) == [
+        ("user", "complete", "Hi there"),
+        ("assistant", "complete", "Hello from the model, streamed in pieces."),
+    ]
+    # The sender gets a fresh composer; the other tab does not.
+    assert any('id="composer"' in f for f in frames1)
+    assert not any('id="composer"' in f for f in frames2)
+
+
+async def test_model_receives_system_prompt_and_history(room, connect, model):
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    model.queue(Reply("First answer."), Reply("Second answer."))
+    await tab.send_to(text_data=send("First question"))
+    await receive_until(tab, reply_finished)
+    await tab.send_to(text_data=send("Second question"))
+    await receive_until(tab, reply_finished)
+
+    second = model.wait_for_requests(2)[1]
+    assert second["stream"] is True
+    assert second["model"] == "test-model"
+    assert second["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": "First answer."},
+        {"role": "user", "content": "Second question"},
+    ]
+
+
+async def test_reply_goes_on_when_the_sender_closes_its_tab(room, connect, model):
+    text = " ".join(f"word{i}" for i in range(40))
+    model.queue(Reply(text, tokens_per_second=80))
+    sender = await connect(f"/ws/chat/{room.pk}/")
+    watcher = await connect(f"/ws/chat/{room.pk}/")
+    await sender.send_to(text_data=send("Tell me a lot"))
+    # Close the sender as soon as the reply has started streaming.
+    await receive_until(
+        sender, lambda f: any(m.role == "assistant" and m.text for m in messages_in(f))
+    )
+    await sender.disconnect()
+
+    frames = await receive_until(watcher, reply_finished)
+    assert messages_in(frames[-1])[-1].text == text
+    assert (await rows(room))[-1] == ("assistant", "complete", text)
+
+
+async def test_nothing_is_lost_at_200_tokens_per_second(room, connect, model):
+    """Every update reaches every tab: seqs arrive without a gap, ending in the full text."""
+    chunks = tuple(f"t{i} " for i in range(400))
+    model.queue(Reply(chunks=chunks, tokens_per_second=200))
+    tabs = [await connect(f"/ws/chat/{room.pk}/") for _ in range(5)]
+    await tabs[0].send_to(text_data=send("Stream fast"))
+
+    for tab in tabs:
+        frames = await receive_until(tab, reply_finished, within=20)
+        seqs = [m.seq for f in frames for m in messages_in(f) if m.role == "assistant"]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "an update was dropped"
+        assert seqs[0] == 0 and len(seqs) > 10
+        assert messages_in(frames[-1])[-1].text == "".join(chunks).strip()
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (send(""), "This field is required."),
+        (send("   \n\t "), "This field is required."),
+        (send("x" * 8001), "Ensure this value has at most 8000 characters (it has 8001)."),
+        ("this is not json", "That frame was not a JSON object"),
+        ('["a", "list"]', "That frame was not a JSON object"),
+        (json.dumps({"HEADERS": {}}), "That frame had no message content"),
+        (json.dumps({"action": "dance"}), "Unknown action."),
+        (json.dumps({"action": "sync", "after": "x"}), "the sync frame was malformed"),
+        ("x" * 70_000, "That frame was too large"),
+    ],
+)
+async def test_bad_input_gets_an_error_for_that_sender_only(room, connect, model, frame, error):
+    sender = await connect(f"/ws/chat/{room.pk}/")
+    other = await connect(f"/ws/chat/{room.pk}/")
+    await sender.send_to(text_data=frame)
+    answer = await sender.receive_from()
+    assert 'id="composer"' in answer and 'hx-swap-oob="true"' in answer
+    assert error in answer
+    assert await other.receive_nothing(timeout=0.2)
+    assert await rows(room) == []
+    # The connection stays usable.
+    await sender.send_to(text_data=send("Still here"))
+    frames = await receive_until(sender, reply_finished)
+    assert any(m.text == "Still here" for f in frames for m in messages_in(f))
+
+
+async def test_a_message_while_the_room_is_replying_is_refused(room, connect, model):
+    model.queue(Reply("slow " * 30, tokens_per_second=60))
+    tab1 = await connect(f"/ws/chat/{room.pk}/")
+    tab2 = await connect(f"/ws/chat/{room.pk}/")
+    await tab1.send_to(text_data=send("first"))
+    await receive_until(tab2, lambda f: any(m.role == "assistant" for m in messages_in(f)))
+
+    await tab2.send_to(text_data=send("second"))
+    refusal = await receive_until(tab2, lambda f: 'id="composer"' in f)
+    assert "Wait for the current reply to finish" in refusal[-1]
+    assert "second" in refusal[-1], "the refused text stays in the composer"
+    await receive_until(tab1, reply_finished)
+    assert [r[2] for r in await rows(room) if r[0] == "user"] == ["first"]
+
+
+async def test_catch_up_sends_what_the_page_missed(room, connect, message_factory):
+    old = await sync_to_async(message_factory)(room, "seen already")
+    missed = await sync_to_async(message_factory)(room, "missed while offline")
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=json.dumps({"action": "sync", "after": old.pk}))
+    shown = messages_in(await tab.receive_from())
+    assert [(m.pk, m.text) for m in shown] == [(missed.pk, "missed while offline")]
+    # Nothing new: nothing is sent.
+    await tab.send_to(text_data=json.dumps({"action": "sync", "after": missed.pk}))
+    assert await tab.receive_nothing(timeout=0.2)
+
+
+async def test_unknown_room_is_closed_with_a_clear_code():
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/999/", headers=[(b"origin", b"http://localhost")]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4404}
+
+
+async def test_cross_site_handshake_is_refused(room):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{room.pk}/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_model_error_leaves_a_visible_error_and_keeps_partial_text(room, connect, model):
+    model.queue(Reply("partial words then", cut_after=2))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("Go"))
+    frames = await receive_until(tab, reply_finished)
+    final = messages_in(frames[-1])[-1]
+    assert final.status == "error"
+    assert "cut off" in final.html
+    reply = await Message.objects.filter(room=room, role="assistant").aget()
+    assert (reply.status, reply.content) == ("error", "partial words ")
+    # The room keeps working: the next message gets a reply.
+    model.queue(Reply("Recovered."))
+    await tab.send_to(text_data=send("Again"))
+    frames = await receive_until(tab, reply_finished)
+    assert messages_in(frames[-1])[-1].text == "Recovered."

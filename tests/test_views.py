@@ -1,0 +1,152 @@
+import pytest
+from django.urls import reverse
+
+from chat.models import Message, Room
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_root_redirects_to_room_list(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/"
+
+
+def test_room_list_shows_rooms_newest_first(client, room_factory):
+    room_factory(name="Older")
+    room_factory(name="Newer")
+    response = client.get("/chat/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.index("Newer") < html.index("Older")
+
+
+def test_room_list_puts_the_latest_activity_first(client, room_factory, message_factory):
+    busy = room_factory(name="Busy room")
+    room_factory(name="Quiet room")
+    message_factory(busy, "hi")
+    html = client.get("/chat/").content.decode()
+    assert html.index("Busy room") < html.index("Quiet room")
+    assert "1 message" in html
+    assert "active 0\xa0minutes ago" in html
+
+
+def test_new_room_invalid_htmx_post_answers_with_the_form_fragment(client):
+    response = client.post("/chat/new/", {"name": "", "system_prompt": "x"}, **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<form id="room-form"')
+    assert "<html" not in html
+    assert "This field is required." in html
+    assert Room.objects.count() == 0
+
+
+def test_new_room_invalid_plain_post_answers_with_the_whole_page(client):
+    response = client.post("/chat/new/", {"name": ""})
+    html = response.content.decode()
+    assert "<html" in html and "This field is required." in html
+    assert Room.objects.count() == 0
+
+
+def test_new_room_valid_htmx_post_takes_the_user_into_the_room(client):
+    response = client.post(
+        "/chat/new/", {"name": "Taxes", "system_prompt": "Answer in Korean."}, **HTMX
+    )
+    room = Room.objects.get()
+    assert (room.name, room.system_prompt) == ("Taxes", "Answer in Korean.")
+    assert response["HX-Redirect"] == f"/chat/{room.pk}/"
+
+
+def test_new_room_valid_plain_post_redirects(client):
+    response = client.post("/chat/new/", {"name": "Plain"})
+    assert response.status_code == 302
+    assert response["Location"] == Room.objects.get().get_absolute_url()
+
+
+def test_room_page_shows_messages_composer_and_live_connection(
+    client, room_factory, message_factory
+):
+    room = room_factory(name="Room A", system_prompt="Be brief.")
+    message_factory(room, "first question")
+    message_factory(room, "an answer", role=Message.Role.ASSISTANT)
+    html = client.get(room.get_absolute_url()).content.decode()
+    assert "Be brief." in html
+    assert html.index("first question") < html.index("an answer")
+    assert f'ws-connect="/ws/chat/{room.pk}/"' in html
+    assert 'id="composer"' in html and "ws-send" in html
+    assert 'aria-live="polite"' in html
+
+
+def test_room_page_escapes_user_text(client, room_factory, message_factory):
+    room = room_factory()
+    message_factory(room, "<script>alert(1)</script>")
+    html = client.get(room.get_absolute_url()).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.parametrize("path", ["/chat/999/", "/chat/999/edit/"])
+def test_unknown_room_is_404(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_edit_page_warns_that_a_prompt_change_clears_history(client, room_factory):
+    room = room_factory()
+    html = client.get(reverse("chat:room_edit", args=[room.pk])).content.decode()
+    assert "Changing the system prompt deletes this room" in html
+
+
+def test_prompt_change_clears_history(client, room_factory, message_factory):
+    room = room_factory(system_prompt="old")
+    message_factory(room, "hello")
+    response = client.post(
+        reverse("chat:room_edit", args=[room.pk]),
+        {"name": "Renamed", "system_prompt": "new"},
+        **HTMX,
+    )
+    assert response["HX-Redirect"] == room.get_absolute_url()
+    room.refresh_from_db()
+    assert (room.name, room.system_prompt) == ("Renamed", "new")
+    assert room.messages.count() == 0
+
+
+def test_rename_alone_keeps_history(client, room_factory, message_factory):
+    room = room_factory(system_prompt="same")
+    message_factory(room, "hello")
+    client.post(
+        reverse("chat:room_edit", args=[room.pk]), {"name": "Renamed", "system_prompt": "same"}
+    )
+    assert room.messages.count() == 1
+
+
+def test_invalid_edit_keeps_the_room_unchanged(client, room_factory, message_factory):
+    room = room_factory(name="Keep", system_prompt="old")
+    message_factory(room, "hello")
+    response = client.post(
+        reverse("chat:room_edit", args=[room.pk]), {"name": "", "system_prompt": "new"}, **HTMX
+    )
+    assert "This field is required." in response.content.decode()
+    room.refresh_from_db()
+    assert (room.name, room.system_prompt, room.messages.count()) == ("Keep", "old", 1)
+
+
+def test_pages_reject_other_methods(client, room_factory):
+    room = room_factory()
+    assert client.post(room.get_absolute_url()).status_code == 405
+    assert client.delete("/chat/").status_code == 405
+
+
+def test_demo_model_is_labelled_when_no_model_is_configured(client, settings):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    html = client.get("/chat/").content.decode()
+    assert "Offline demo model" in html
+    assert "OPENAI_API_KEY" in html
+
+
+def test_htmx_and_static_assets_are_served_by_the_app(client):
+    html = client.get("/chat/").content.decode()
+    assert "/static/django_htmx/htmx-2.min.js" in html
+    assert "/static/django_htmx/ext/hx-ws-2.min.js" in html
+    assert "http://" not in html.split("<body")[0] and "https://" not in html.split("<body")[0]

@@ -1,0 +1,82 @@
+"""Reading the HTML fragments the server sends over the websocket."""
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from channels.testing import WebsocketCommunicator
+
+_ARTICLE = re.compile(
+    r'<article id="message-(?P<pk>\d+)" class="message message--(?P<role>\w+)[^"]*"'
+    r'[^>]*data-seq="(?P<seq>\d+)"[^>]*'
+    r'data-status="(?P<status>\w+)">(?P<inner>.*?)</article>',
+    re.S,
+)
+_BODY = re.compile(r'<div class="message__body">(?P<body>.*?)</div>\s*(?=<|$)', re.S)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A message as a fragment shows it."""
+
+    pk: int
+    role: str
+    seq: int
+    status: str
+    text: str
+    html: str
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def text_of(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return "".join(parser.parts).replace("\n\n", "\n").strip()
+
+
+def messages_in(frame: str) -> list[Shown]:
+    shown = []
+    for match in _ARTICLE.finditer(frame):
+        body = _BODY.search(match["inner"])
+        shown.append(
+            Shown(
+                pk=int(match["pk"]),
+                role=match["role"],
+                seq=int(match["seq"]),
+                status=match["status"],
+                text=text_of(body["body"]) if body else "",
+                html=match["inner"],
+            )
+        )
+    return shown
+
+
+async def receive_until(
+    communicator: WebsocketCommunicator, done: Callable[[str], bool], *, within: float = 10.0
+) -> list[str]:
+    """Collect frames until `done(frame)` is true; fail if it never is."""
+    frames: list[str] = []
+    async with asyncio.timeout(within):
+        while True:
+            frame = await communicator.receive_from(timeout=within)
+            frames.append(frame)
+            if done(frame):
+                return frames
+
+
+def reply_finished(frame: str) -> bool:
+    return any(m.role == "assistant" and m.status != "streaming" for m in messages_in(frame))
