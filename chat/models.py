@@ -38,6 +38,8 @@ class Message(TimestampedModel):
         STREAMING = "streaming", _("Streaming")
         COMPLETE = "complete", _("Complete")
         ERROR = "error", _("Error")
+        # Someone pressed Stop; the partial text is kept.
+        STOPPED = "stopped", _("Stopped")
         # The process generating it died; the partial text is kept.
         INTERRUPTED = "interrupted", _("Interrupted")
 
@@ -48,6 +50,8 @@ class Message(TimestampedModel):
     error = models.TextField(blank=True, help_text=_("Why the reply failed, shown in the room."))
     # Bumped by every broadcast update; pages drop updates older than what they show.
     seq = models.PositiveIntegerField(default=0)
+    # Documents a reply was grounded on, shown under it: [{"title", "number", "url"}].
+    sources = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["pk"]
