@@ -1,0 +1,37 @@
+import pytest
+
+from chat import selectors
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db
+
+
+def test_history_is_the_prompt_then_finished_turns_before_the_reply(room_factory, message_factory):
+    room = room_factory(system_prompt="Answer in Korean.")
+    message_factory(room, "question 1")
+    message_factory(room, "answer 1", role=Message.Role.ASSISTANT)
+    message_factory(room, "", role=Message.Role.ASSISTANT, status=Message.Status.ERROR)
+    message_factory(room, "question 2")
+    reply = message_factory(room, "", role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    message_factory(room, "later")
+
+    assert selectors.room_history(room=room, before=reply) == [
+        {"role": "system", "content": "Answer in Korean."},
+        {"role": "user", "content": "question 1"},
+        {"role": "assistant", "content": "answer 1"},
+        {"role": "user", "content": "question 2"},
+    ]
+
+
+def test_history_without_a_prompt_has_no_system_turn(room_factory, message_factory):
+    room = room_factory(system_prompt="")
+    message_factory(room, "hi")
+    reply = message_factory(room, "", role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    assert selectors.room_history(room=room, before=reply) == [{"role": "user", "content": "hi"}]
+
+
+def test_messages_after_a_point_are_oldest_first(room_factory, message_factory):
+    room = room_factory()
+    first, second, third = (message_factory(room, f"m{i}") for i in range(3))
+    message_factory(room_factory(), "another room")
+    assert selectors.room_messages_after(room=room, after=first.pk) == [second, third]

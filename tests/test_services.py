@@ -1,0 +1,135 @@
+import asyncio
+from itertools import pairwise
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from chat import services
+from chat.broadcast import room_group
+from chat.models import Message
+from tests.fakeopenai import Reply
+from tests.wsutil import messages_in
+
+
+async def listen(room_id: int) -> str:
+    """A channel in the room's group, as a tab's consumer would have."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(room_group(room_id), channel)
+    return channel
+
+
+async def next_html(channel: str) -> str:
+    event = await asyncio.wait_for(get_channel_layer().receive(channel), 5)
+    assert event["type"] == "chat.message"
+    return event["html"]
+
+
+@pytest.mark.django_db
+def test_room_create():
+    room = services.room_create(name="New", system_prompt="Be kind.")
+    assert (room.name, room.system_prompt, str(room)) == ("New", "Be kind.", "New")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_prompt_change_clears_history_and_resets_open_tabs(room_factory, message_factory):
+    room = await sync_to_async(room_factory)(name="Old name", system_prompt="old")
+    await sync_to_async(message_factory)(room, "hello")
+    channel = await listen(room.pk)
+
+    await sync_to_async(services.room_update)(room=room, name="New name", system_prompt="new")
+
+    html = await next_html(channel)
+    assert 'id="messages" hx-swap-oob="innerHTML"' in html
+    assert "New name" in html and "new" in html
+    assert await Message.objects.filter(room=room).acount() == 0
+
+
+@pytest.mark.django_db
+def test_recovery_marks_only_stale_streaming_replies_interrupted(room_factory, settings):
+    room = room_factory()
+    stale = Message.objects.create(room=room, role="assistant", status="streaming", content="half")
+    Message.objects.filter(pk=stale.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER + 1)
+    )
+    other_room = room_factory()
+    fresh = Message.objects.create(room=other_room, role="assistant", status="streaming")
+
+    assert services.reply_recover_stale(room=room) == 1
+    assert services.reply_recover_stale(room=room) == 0, "recovery is idempotent"
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.status, stale.content) == ("interrupted", "half")
+    assert stale.error
+    assert services.reply_recover_stale(room=other_room) == 0
+    assert fresh.status == "streaming"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_second_turn_while_replying_saves_nothing(room_factory, model):
+    room = await sync_to_async(room_factory)()
+    model.queue(Reply("one two three four five six", tokens_per_second=20))
+    await services.message_send(room=room, content="first")
+    with pytest.raises(services.RoomBusy):
+        await services.message_send(room=room, content="second")
+    assert await Message.objects.filter(room=room).acount() == 2
+    await asyncio.gather(*services._reply_tasks)
+    assert [
+        m async for m in Message.objects.filter(room=room).values_list("content", "status")
+    ] == [
+        ("first", "complete"),
+        ("one two three four five six", "complete"),
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, model, settings):
+    settings.CHAT_STREAM_INTERVAL = 0.1
+    room = await sync_to_async(room_factory)()
+    chunks = tuple(f"w{i} " for i in range(60))
+    model.queue(Reply(chunks=chunks, tokens_per_second=200))  # ~0.3 s of tokens
+    channel = await listen(room.pk)
+    await services.message_send(room=room, content="go")
+
+    updates = []
+    while not updates or updates[-1].status == "streaming":
+        updates += [m for m in messages_in(await next_html(channel)) if m.role == "assistant"]
+    # 60 tokens in ~0.3 s at one update per 0.1 s: a handful of updates, not 60.
+    assert len(updates) < 15
+    texts = [u.text for u in updates]
+    assert all(b.startswith(a) for a, b in pairwise(texts)), "text only grows"
+    assert texts[-1] == "".join(chunks).strip()
+    assert [u.seq for u in updates] == list(range(updates[0].seq, updates[0].seq + len(updates)))
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_partial_text_is_saved_while_streaming(room_factory, model, settings):
+    settings.CHAT_SAVE_INTERVAL = 0.2
+    room = await sync_to_async(room_factory)()
+    model.queue(Reply(chunks=tuple(f"p{i} " for i in range(30)), tokens_per_second=30))
+    await services.message_send(room=room, content="go")
+    await asyncio.sleep(0.6)
+    reply = await Message.objects.aget(room=room, role="assistant")
+    assert reply.status == "streaming"
+    assert reply.content.startswith("p0 p1 ")
+    await asyncio.gather(*services._reply_tasks)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_reply_whose_history_was_cleared_stops_quietly(room_factory, model, settings):
+    settings.CHAT_SAVE_INTERVAL = 0.05
+    room = await sync_to_async(room_factory)(system_prompt="old")
+    model.queue(Reply(chunks=tuple(f"x{i} " for i in range(100)), tokens_per_second=50))
+    await services.message_send(room=room, content="go")
+    await asyncio.sleep(0.3)
+    await sync_to_async(services.room_update)(room=room, name=room.name, system_prompt="new")
+    await asyncio.wait_for(asyncio.gather(*services._reply_tasks), 2)
+    assert await Message.objects.filter(room=room).acount() == 0
