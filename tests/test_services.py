@@ -1,6 +1,6 @@
 import asyncio
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from asgiref.sync import sync_to_async
