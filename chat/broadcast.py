@@ -8,6 +8,11 @@ def room_group(room_id: int) -> str:
     return f"room-{room_id}"
 
 
+def reply_group(message_id: int) -> str:
+    """The group a reply's task listens on, for Stop."""
+    return f"reply-{message_id}"
+
+
 async def room_send(*, room_id: int, html: str) -> None:
     """Send an HTML fragment to every tab in the room, in every process."""
     layer = get_channel_layer()

@@ -1,8 +1,11 @@
 """The room's websocket: validates frames, hands them to services, forwards broadcasts.
 
 Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}.
-A frame with an "action" is a control frame; "sync" asks for the messages a
-page has not seen (sent by static/chat/chat.js whenever the socket opens).
+A frame with an "action" is a control frame:
+- "sync" (with "after", a message id) asks for what the page has not seen;
+  static/chat/chat.js sends it whenever the socket opens;
+- "stop" (with "message", a reply's id) ends a streaming reply for everyone;
+- "regenerate" answers the last message again (also the retry after an error).
 """
 
 import json
@@ -37,6 +40,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
         await self.channel_layer.group_add(room_group(self.room.pk), self.channel_name)
+        services.reply_watchdog_start()
 
     async def disconnect(self, code: int) -> None:
         if self.room is not None:
@@ -53,6 +57,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("That frame was not a JSON object, so it was ignored."))
         elif frame.get("action") == "sync":
             await self._catch_up(frame.get("after"))
+        elif frame.get("action") == "stop":
+            await self._stop(frame.get("message"))
+        elif frame.get("action") == "regenerate":
+            await self._regenerate()
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -77,8 +85,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=rendering.composer(room=self.room))
 
+    async def _stop(self, message_id: object) -> None:
+        message_id = _as_id(message_id)
+        if message_id is None or not await services.reply_stop(
+            room=self.room, message_id=message_id
+        ):
+            await self._refuse(_("That reply is not being written any more."))
+
+    async def _regenerate(self) -> None:
+        try:
+            await services.reply_regenerate(room=self.room)
+        except services.RoomBusy:
+            await self._refuse(_("Wait for the current reply to finish, then try again."))
+        except services.NothingToRegenerate:
+            await self._refuse(_("There is no reply to regenerate."))
+
     async def _catch_up(self, after: object) -> None:
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        after = _as_id(after, allow_zero=True)
+        if after is None:
             await self._refuse(_("Could not catch up: the sync frame was malformed."))
             return
         messages = await database_sync_to_async(selectors.room_messages_after)(
@@ -89,6 +113,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, reason: str) -> None:
         await self.send(text_data=rendering.composer(room=self.room, error=reason))
+
+
+def _as_id(value: object, *, allow_zero: bool = False) -> int | None:
+    """A message id from a frame: htmx sends form values as strings, scripts as numbers."""
+    if isinstance(value, str) and value.isdecimal():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1):
+        return value
+    return None
 
 
 def _parse_frame(text_data: str | None) -> dict[str, Any] | None:

@@ -2,20 +2,23 @@
 here broadcasts to the room's tabs: after the write has committed."""
 
 import asyncio
+import contextlib
 import logging
-import time
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import llm, rendering, selectors
-from chat.broadcast import room_send, room_send_sync
+from chat import llm, rag, rendering, selectors
+from chat.broadcast import reply_group, room_send, room_send_sync
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
@@ -45,19 +48,57 @@ def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
     return room
 
 
-def reply_recover_stale(*, room: Room) -> int:
-    """Mark replies whose process died mid-stream as interrupted; returns how many.
+def reply_recover_stale(*, room: Room | None = None) -> int:
+    """Mark replies whose process died mid-stream as interrupted, and tell their tabs.
 
     A live reply saves at least every CHAT_SAVE_INTERVAL, so one unsaved for
     CHAT_STALE_AFTER has lost its process. The conditional UPDATE makes this
-    safe to run from any number of processes at once.
+    safe to run from any number of processes at once. Returns how many it marked.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
-    return room.messages.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff).update(
-        status=Message.Status.INTERRUPTED,
-        error=_("The server stopped while writing this reply."),
-        updated_at=timezone.now(),
-    )
+    stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+    if room is not None:
+        stale = stale.filter(room=room)
+    # The dead process may have broadcast this many updates after its last save;
+    # jumping past them makes every tab accept the interrupted state.
+    seq_margin = math.ceil(settings.CHAT_STALE_AFTER / settings.CHAT_STREAM_INTERVAL) + 1
+    recovered = 0
+    for message in stale:
+        with transaction.atomic():
+            if not stale.filter(pk=message.pk).update(
+                status=Message.Status.INTERRUPTED,
+                error=_("The server stopped while writing this reply."),
+                seq=F("seq") + seq_margin,
+                updated_at=timezone.now(),
+            ):
+                continue  # another process got there first
+            message.refresh_from_db()
+            transaction.on_commit(
+                partial(
+                    room_send_sync, room_id=message.room_id, html=rendering.message_oob(message)
+                )
+            )
+            recovered += 1
+    return recovered
+
+
+_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+def reply_watchdog_start() -> None:
+    """Sweep for dead replies in the background, once per process (event loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _watchdogs:
+        _watchdogs[loop] = loop.create_task(_watch_for_dead_replies(), name="reply-watchdog")
+
+
+async def _watch_for_dead_replies() -> None:
+    while True:
+        try:
+            await database_sync_to_async(reply_recover_stale)()
+        except Exception:
+            logger.warning("recovering stale replies failed", exc_info=True)
+        await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
 
 
 async def message_send(*, room: Room, content: str) -> Message:
@@ -94,6 +135,67 @@ def _turn_create(*, room: Room, content: str) -> tuple[Message, Message]:
     return user_message, reply
 
 
+async def reply_regenerate(*, room: Room) -> Message:
+    """Answer the last message again, replacing the room's last reply (also a retry after an error).
+
+    Raises RoomBusy while a reply streams, NothingToRegenerate when the room's
+    last message is not a finished reply.
+    """
+    reply = await database_sync_to_async(_reply_reset)(room=room)
+    reply_start(room=room, reply=reply)
+    return reply
+
+
+class NothingToRegenerate(Exception):
+    """The room's last message is not a finished reply."""
+
+
+def _reply_reset(*, room: Room) -> Message:
+    reply_recover_stale(room=room)
+    last = room.messages.last()
+    if last is None or last.role != Message.Role.ASSISTANT:
+        raise NothingToRegenerate
+    if last.is_streaming:
+        raise RoomBusy
+    newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
+    try:
+        with transaction.atomic():
+            # Only if it is still finished and still last: another tab may have
+            # regenerated or sent a message meanwhile.
+            restarted = (
+                Message.objects.filter(pk=last.pk)
+                .exclude(status=Message.Status.STREAMING)
+                .filter(~Exists(newer))
+                .update(
+                    status=Message.Status.STREAMING,
+                    content="",
+                    error="",
+                    sources=[],
+                    seq=F("seq") + 1,
+                    updated_at=timezone.now(),
+                )
+            )
+            if not restarted:
+                raise RoomBusy
+            last.refresh_from_db()
+            transaction.on_commit(
+                partial(room_send_sync, room_id=room.pk, html=rendering.message_oob(last))
+            )
+    except IntegrityError as exc:
+        raise RoomBusy from exc
+    return last
+
+
+async def reply_stop(*, room: Room, message_id: int) -> bool:
+    """Ask whichever process is writing this reply to stop; False if it is not streaming."""
+    if not await Message.objects.filter(
+        pk=message_id, room=room, status=Message.Status.STREAMING
+    ).aexists():
+        return False
+    await get_channel_layer().group_send(reply_group(message_id), {"type": "reply.stop"})
+    return True
+
+
 # Replies belong to their room, not to the socket that asked: the tasks live
 # here, so a reply goes on when the sender's tab closes. The set keeps a
 # reference, or the event loop could drop a running task.
@@ -109,23 +211,89 @@ def reply_start(*, room: Room, reply: Message) -> asyncio.Task[None]:
 
 async def _reply_generate(*, room: Room, reply: Message) -> None:
     turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
+    # A "!" question is answered from the tax-law documents; the reply keeps its sources.
+    turns, reply.sources = await rag.turns_ground(turns=turns)
+    if reply.sources:
+        await Message.objects.filter(pk=reply.pk).aupdate(sources=reply.sources)
     stream = _ReplyStream(room=room, reply=reply)
+    async with _StopSignal(reply_id=reply.pk) as stop:
+        reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
+    await stream.finish()
+
+
+async def _generate(
+    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "_StopSignal"
+) -> tuple[str, str]:
+    """Stream the model's reply into `stream` until it ends, fails or is stopped."""
     coalescer = _Coalescer(stream.publish, interval=settings.CHAT_STREAM_INTERVAL)
+    writing = asyncio.create_task(_write(turns=turns, stream=stream, coalescer=coalescer))
+    saving = asyncio.create_task(stream.keep_saving())
+    try:
+        await asyncio.wait({writing, saving, stop.received}, return_when=asyncio.FIRST_COMPLETED)
+        if writing.done():
+            return writing.result()
+        # Stopped by a tab, or the row is gone (history cleared): end the
+        # model's stream too, so it stops spending tokens.
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writing
+        return Message.Status.STOPPED, ""
+    finally:
+        saving.cancel()
+        await coalescer.close()
+
+
+async def _write(
+    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", coalescer: "_Coalescer"
+) -> tuple[str, str]:
     try:
         async for delta in llm.stream_reply(turns):
-            reply.content += delta
+            stream.reply.content += delta
             coalescer.mark()
-            if stream.gone:
-                return  # the room's history was cleared or the room deleted
-        reply.status = Message.Status.COMPLETE
     except llm.ModelError as exc:
-        reply.status, reply.error = Message.Status.ERROR, str(exc)
+        return Message.Status.ERROR, str(exc)
     except Exception:
-        logger.exception("reply %s failed", reply.pk)
-        reply.status, reply.error = Message.Status.ERROR, _("Something went wrong on the server.")
-    finally:
-        await coalescer.close()
-    await stream.finish()
+        logger.exception("reply %s failed", stream.reply.pk)
+        return Message.Status.ERROR, _("Something went wrong on the server.")
+    return Message.Status.COMPLETE, ""
+
+
+class _StopSignal:
+    """The reply's own group on the channel layer: a Stop from any process reaches it."""
+
+    def __init__(self, *, reply_id: int) -> None:
+        self.group = reply_group(reply_id)
+        self.layer = get_channel_layer()
+        self.channel = ""
+        self.received: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "_StopSignal":
+        self.channel = await self.layer.new_channel()
+        try:
+            await self.layer.group_add(self.group, self.channel)
+        except Exception:
+            # Without the layer the reply still completes; Stop cannot reach it.
+            logger.warning("cannot listen for Stop on %s", self.group, exc_info=True)
+            self.received = asyncio.create_task(asyncio.Event().wait())
+        else:
+            self.received = asyncio.create_task(self._listen())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.received.cancel()
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(self.group, self.channel)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except Exception:
+                logger.warning("lost the Stop listener on %s", self.group, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            if event.get("type") == "reply.stop":
+                return
 
 
 class _Coalescer:
@@ -164,36 +332,32 @@ class _Coalescer:
 
 
 class _ReplyStream:
-    """Publishes a growing reply: one render per update, shared by every tab."""
+    """A growing reply: broadcast (rendered once for every tab) and saved as it grows."""
 
     def __init__(self, *, room: Room, reply: Message) -> None:
         self.room, self.reply = room, reply
-        self.gone = False
-        self._saved_at = time.monotonic()
 
     async def publish(self) -> None:
         self.reply.seq += 1
-        if time.monotonic() - self._saved_at >= settings.CHAT_SAVE_INTERVAL:
-            await self._save()
         await self._broadcast()
+
+    async def keep_saving(self) -> None:
+        """Save the text so far every CHAT_SAVE_INTERVAL, as long as the row is ours.
+
+        Each save bounds what a crash can lose, and is the heartbeat that tells
+        recovery the reply is alive. Returns when the row was deleted or taken over.
+        """
+        while True:
+            await asyncio.sleep(settings.CHAT_SAVE_INTERVAL)
+            if not await self._save():
+                return
 
     async def finish(self) -> None:
         self.reply.seq += 1
-        await self._save(final=True)
-        await self._broadcast()
+        if await self._save(final=True):
+            await self._broadcast()
 
-    async def _broadcast(self) -> None:
-        if self.gone:
-            return
-        try:
-            await room_send(room_id=self.room.pk, html=rendering.message_oob(self.reply))
-        except Exception:
-            # Tabs miss this update, not the reply: the next update carries
-            # the whole text, and the database has it.
-            logger.warning("broadcast of reply %s failed", self.reply.pk, exc_info=True)
-
-    async def _save(self, *, final: bool = False) -> None:
-        """Save the text so far; also a heartbeat that tells recovery the reply is alive."""
+    async def _save(self, *, final: bool = False) -> bool:
         fields = {
             "content": self.reply.content,
             "seq": self.reply.seq,
@@ -201,8 +365,16 @@ class _ReplyStream:
         }
         if final:
             fields |= {"status": self.reply.status, "error": self.reply.error}
-        updated = await Message.objects.filter(
-            pk=self.reply.pk, status=Message.Status.STREAMING
-        ).aupdate(**fields)
-        self._saved_at = time.monotonic()
-        self.gone = updated == 0
+        return bool(
+            await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
+                **fields
+            )
+        )
+
+    async def _broadcast(self) -> None:
+        try:
+            await room_send(room_id=self.room.pk, html=rendering.message_oob(self.reply))
+        except Exception:
+            # Tabs miss this update, not the reply: the next update carries
+            # the whole text, the database has it, and pages catch up on reconnect.
+            logger.warning("broadcast of reply %s failed", self.reply.pk, exc_info=True)

@@ -27,6 +27,8 @@ class Shown:
     status: str
     text: str
     html: str
+    # The message body alone: the HTML the message's text was rendered to.
+    body: str = ""
 
 
 class _Text(HTMLParser):
@@ -60,6 +62,7 @@ def messages_in(frame: str) -> list[Shown]:
                 status=match["status"],
                 text=text_of(body["body"]) if body else "",
                 html=match["inner"],
+                body=body["body"] if body else "",
             )
         )
     return shown
