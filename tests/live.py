@@ -1,0 +1,96 @@
+"""Driving real daphne processes like a browser does: pages over HTTP, rooms over websockets."""
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+from tests.servers import DaphneServer, migrate
+
+
+class Stack:
+    """Daphne processes sharing one database file and one Redis."""
+
+    def __init__(self, servers: list[DaphneServer], database: Path) -> None:
+        self.servers, self.database = servers, database
+
+    def rows(self, sql: str, *params: object) -> list[tuple]:
+        with sqlite3.connect(self.database) as db:
+            return db.execute(sql, params).fetchall()
+
+    def messages(self, room_id: int) -> list[tuple[str, str, str]]:
+        return self.rows(
+            "select role, status, content from chat_message where room_id = ? order by id", room_id
+        )
+
+
+@contextlib.contextmanager
+def running_stack(
+    directory: Path, *, redis_url: str, model_url: str, processes: int = 2, **settings: str
+) -> Iterator[Stack]:
+    """Migrate a fresh database, then serve it from `processes` daphne processes."""
+    database = directory / "db.sqlite3"
+    env = {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "REDIS_URL": redis_url,
+        "CHANNELS_PREFIX": f"live-{uuid.uuid4().hex[:8]}",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": model_url,
+        "OPENAI_MODEL": "test-model",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        **settings,
+    }
+    migrate(env)
+    servers = [DaphneServer(env) for _ in range(processes)]
+    try:
+        for server in servers:
+            server.start()
+        yield Stack(servers, database)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def browser_session() -> aiohttp.ClientSession:
+    # Keep cookies from 127.0.0.1 too, as a browser does.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def create_room(session: aiohttp.ClientSession, server: DaphneServer, name: str) -> int:
+    async with session.get(f"{server.http_url}/chat/new/") as response:
+        assert response.status == 200
+    token = session.cookie_jar.filter_cookies(URL(server.http_url))["csrftoken"].value
+    async with session.post(
+        f"{server.http_url}/chat/new/",
+        data={"name": name, "system_prompt": "", "csrfmiddlewaretoken": token},
+        headers={"HX-Request": "true", "Referer": f"{server.http_url}/chat/new/"},
+    ) as response:
+        return int(response.headers["HX-Redirect"].strip("/").split("/")[-1])
+
+
+async def open_socket(
+    session: aiohttp.ClientSession, server: DaphneServer, room_id: int
+) -> aiohttp.ClientWebSocketResponse:
+    return await session.ws_connect(
+        f"{server.ws_url}/ws/chat/{room_id}/", headers={"Origin": server.http_url}
+    )
+
+
+async def frames_until(
+    ws: aiohttp.ClientWebSocketResponse, done: Callable[[str], bool], within: float = 15
+) -> list[str]:
+    """Collect text frames until `done(frame)`; fail on a close or after `within` seconds."""
+    frames: list[str] = []
+    async with asyncio.timeout(within):
+        async for message in ws:
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            frames.append(message.data)
+            if done(message.data):
+                return frames
+    raise AssertionError(f"socket closed ({ws.close_code}) after {len(frames)} frames")
