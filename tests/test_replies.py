@@ -1,0 +1,172 @@
+"""Reply controls and faults over the room websocket: Stop, Regenerate, Retry, resume."""
+
+import itertools
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat.models import Message
+from tests.fakeopenai import Reply
+from tests.servers import free_port
+from tests.wsutil import messages_in, receive_until, reply_finished
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def send(content: str) -> str:
+    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
+
+
+def action(name: str, **fields) -> str:
+    return json.dumps({"action": name, **fields})
+
+
+@sync_to_async
+def rows(room) -> list[tuple[str, str, str]]:
+    return list(room.messages.values_list("role", "status", "content"))
+
+
+def assistant(frames: list[str]):
+    return [m for f in frames for m in messages_in(f) if m.role == "assistant"]
+
+
+def showing(characters: int):
+    """Done once a reply update shows more than this much text."""
+    return lambda frame: any(len(m.text) > characters for m in assistant([frame]))
+
+
+@pytest.fixture
+def room(room_factory):
+    return room_factory(name="Room")
+
+
+async def test_stop_keeps_the_partial_text_for_every_tab(room, connect, model):
+    model.queue(Reply(chunks=tuple(f"s{i} " for i in range(200)), tokens_per_second=50))
+    tab1 = await connect(f"/ws/chat/{room.pk}/")
+    tab2 = await connect(f"/ws/chat/{room.pk}/")
+    await tab1.send_to(text_data=send("go"))
+    frames = await receive_until(
+        tab2, lambda f: len(assistant([f]) and assistant([f])[-1].text) > 20
+    )
+    reply = assistant(frames)[-1]
+    assert 'name="action" value="stop"' in frames[-1], "every tab shows Stop while streaming"
+
+    await tab2.send_to(text_data=action("stop", message=str(reply.pk)))
+    for tab in (tab1, tab2):
+        final = assistant(await receive_until(tab, reply_finished))[-1]
+        assert final.status == "stopped"
+        assert "Stopped." in final.html and "Regenerate" in final.html
+    assert await rows(room) == [
+        ("user", "complete", "go"),
+        ("assistant", "stopped", final.text + " "),
+    ]
+
+
+async def test_regenerate_answers_the_last_message_again_in_place(room, connect, model):
+    model.queue(Reply("First try."), Reply("Second try."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    first = assistant(await receive_until(tab, reply_finished))[-1]
+
+    await tab.send_to(text_data=action("regenerate"))
+    again = assistant(await receive_until(tab, reply_finished))
+    assert {m.pk for m in again} == {first.pk}, "the same message is replaced"
+    assert again[0].seq > first.seq
+    assert again[-1].text == "Second try."
+    assert await rows(room) == [
+        ("user", "complete", "question"),
+        ("assistant", "complete", "Second try."),
+    ]
+    first_request, second_request = model.wait_for_requests(2)
+    assert first_request["messages"] == second_request["messages"]
+
+
+async def test_retry_after_an_error(room, connect, model):
+    model.queue(Reply("overloaded", status=500), Reply("Worked this time."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    failed = assistant(await receive_until(tab, reply_finished))[-1]
+    assert failed.status == "error" and ">Retry<" in failed.html
+
+    await tab.send_to(text_data=action("regenerate"))
+    final = assistant(await receive_until(tab, reply_finished))[-1]
+    assert (final.status, final.text) == ("complete", "Worked this time.")
+    assert "message__error" not in final.html
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (action("regenerate"), "There is no reply to regenerate."),
+        (action("stop", message="12345"), "That reply is not being written any more."),
+        (action("stop", message="not a number"), "That reply is not being written any more."),
+        (action("stop"), "That reply is not being written any more."),
+    ],
+)
+async def test_controls_with_nothing_to_act_on_are_refused(room, connect, frame, error):
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=frame)
+    answer = await tab.receive_from()
+    assert 'id="composer"' in answer and error in answer
+    assert await rows(room) == []
+
+
+async def test_regenerate_while_replying_is_refused(room, connect, model):
+    model.queue(Reply("slow " * 20, tokens_per_second=40))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    await receive_until(tab, lambda f: bool(assistant([f])))
+    await tab.send_to(text_data=action("regenerate"))
+    refusal = await receive_until(tab, lambda f: 'id="composer"' in f and "Wait" in f)
+    assert "Wait for the current reply to finish, then try again." in refusal[-1]
+    await receive_until(tab, reply_finished)
+    assert [r[1] for r in await rows(room)] == ["complete", "complete"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "partial"),
+    [
+        (Reply("x", status=429), "rate-limited", ""),
+        (Reply("x", status=500), "(HTTP 500)", ""),
+        (Reply("never", first_token_delay=3), "did not answer in time", ""),
+        (Reply("kept words then cut", cut_after=2), "cut off", "kept words "),
+        (None, "Could not reach the model server", ""),
+    ],
+    ids=["429", "500", "timeout", "cut", "refused"],
+)
+async def test_model_faults_show_an_error_and_the_room_goes_on(
+    room, connect, model, settings, fault, message, partial
+):
+    settings.OPENAI_TIMEOUT = 0.5
+    if fault is None:
+        settings.OPENAI_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"
+    else:
+        model.queue(fault)
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    final = assistant(await receive_until(tab, reply_finished))[-1]
+    assert final.status == "error" and message in final.html
+    assert await rows(room) == [("user", "complete", "question"), ("assistant", "error", partial)]
+
+    settings.OPENAI_BASE_URL = model.base_url
+    model.queue(Reply("Fine again."))
+    await tab.send_to(text_data=action("regenerate"))
+    final = assistant(await receive_until(tab, reply_finished))[-1]
+    assert (final.status, final.text) == ("complete", "Fine again.")
+
+
+async def test_a_tab_opening_mid_reply_resumes_without_gaps_or_duplicates(room, connect, model):
+    words = tuple(f"r{i} " for i in range(80))
+    model.queue(Reply(chunks=words, tokens_per_second=80))
+    sender = await connect(f"/ws/chat/{room.pk}/")
+    await sender.send_to(text_data=send("go"))
+    await receive_until(sender, showing(40))
+
+    late = await connect(f"/ws/chat/{room.pk}/")
+    reply = await Message.objects.aget(room=room, role="assistant")
+    await late.send_to(text_data=action("sync", after=reply.pk - 1))
+    updates = assistant(await receive_until(late, reply_finished))
+    texts = [u.text for u in updates]
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
+    assert updates[-1].text == "".join(words).strip()
