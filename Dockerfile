@@ -15,4 +15,4 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && daphne -b 0.0.0.0 -p 8000 config.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && daphne -b 0.0.0.0 -p 8000 --ping-interval 10 --ping-timeout 10 config.asgi:application"]

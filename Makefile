@@ -2,13 +2,16 @@
 # uv is used from PATH, or installed into .tools/ on first use.
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PORT ?= 8000
+# A client that stops reading cannot answer pings: daphne drops it after
+# interval + timeout seconds, which bounds what is buffered for it.
+DAPHNE_PINGS := --ping-interval 10 --ping-timeout 10
 
 .PHONY: run test lint bench
 
 run: $(UV)
 	$(UV) sync --locked
 	$(UV) run python manage.py migrate --noinput
-	$(UV) run daphne -b 127.0.0.1 -p $(PORT) config.asgi:application
+	$(UV) run daphne -b 127.0.0.1 -p $(PORT) $(DAPHNE_PINGS) config.asgi:application
 
 test: $(UV)
 	$(UV) sync --locked

@@ -31,7 +31,13 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    directory: Path, *, redis_url: str, model_url: str, processes: int = 2, **settings: str
+    directory: Path,
+    *,
+    redis_url: str,
+    model_url: str,
+    processes: int = 2,
+    daphne_args: tuple[str, ...] = (),
+    **settings: str,
 ) -> Iterator[Stack]:
     """Migrate a fresh database, then serve it from `processes` daphne processes."""
     database = directory / "db.sqlite3"
@@ -47,7 +53,7 @@ def running_stack(
         **settings,
     }
     migrate(env)
-    servers = [DaphneServer(env) for _ in range(processes)]
+    servers = [DaphneServer(env, args=daphne_args) for _ in range(processes)]
     try:
         for server in servers:
             server.start()

@@ -76,9 +76,11 @@ class RedisServer:
 class DaphneServer:
     """`daphne config.asgi:application` in its own process, configured by environment."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
-        self.env = env
+        self.env, self.args = env, args
         self.process: subprocess.Popen | None = None
         fd, log_path = tempfile.mkstemp(prefix="daphne-", suffix=".log")
         os.close(fd)
@@ -102,6 +104,7 @@ class DaphneServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *self.args,
                 "config.asgi:application",
             ],
             cwd=ROOT,

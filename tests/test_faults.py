@@ -5,8 +5,11 @@ stated bound: a crash loses at most CHAT_SAVE_INTERVAL of tokens.
 """
 
 import asyncio
+import base64
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from itertools import pairwise
@@ -252,3 +255,75 @@ async def reconnect(session, server, room_id, attempts: int = 50):
         except (aiohttp.ClientError, TypeError, TimeoutError):
             await asyncio.sleep(0.2)
     raise AssertionError("the server never accepted a connection again")
+
+
+def stalled_client(server, room_id: int) -> socket.socket:
+    """A websocket client that completes the handshake, then never reads again."""
+    sock = socket.socket()
+    # A tiny receive window, so the server's writes back up at once.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/chat/{room_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.http_url}\r\n\r\n"
+        ).encode()
+    )
+    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url, model_server):
+    rate, words = 50, 150
+    model_server.queue(Reply(chunks=tuple(f"{w} " for w in WORDS[:words]), tokens_per_second=rate))
+    with running_stack(
+        tmp_path,
+        redis_url=redis_url,
+        model_url=model_server.base_url,
+        processes=1,
+        daphne_args=("--ping-interval", "1", "--ping-timeout", "2"),
+    ) as stack:
+        (server,) = stack.servers
+        async with browser_session() as session:
+            room_id = await create_room(session, server, "Stalled")
+            stalled = stalled_client(server, room_id)
+            tab = await open_socket(session, server, room_id)
+            started = time.monotonic()
+            await tab.send_str(send("a long one"))
+            frames = await frames_until(tab, reply_finished, within=30)
+            elapsed = time.monotonic() - started
+
+            # The healthy tab got every update in about the time the model took.
+            assert reply_text(frames[-1]) == " ".join(WORDS[:words])
+            seqs = [m.seq for f in frames for m in messages_in(f) if m.role == "assistant"]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert elapsed < words / rate + 2
+
+            # The stalled one could not answer the server's pings, so it was dropped.
+            deadline = time.monotonic() + 8
+            while not stalled_closed(stalled):
+                assert time.monotonic() < deadline, "the stalled client was never dropped"
+                await asyncio.sleep(0.2)
+            stalled.close()
+
+            # And it can resume: a new connection catches up on the whole reply.
+            tab = await open_socket(session, server, room_id)
+            await tab.send_str(json.dumps({"action": "sync", "after": 0}))
+            caught_up = messages_in(await tab.receive_str(timeout=5))
+            assert caught_up[-1].status == "complete"
+            assert caught_up[-1].text == " ".join(WORDS[:words])
+
+
+def stalled_closed(sock: socket.socket) -> bool:
+    """True once the server has closed the connection: reading finds its end."""
+    sock.setblocking(False)
+    try:
+        while chunk := sock.recv(1 << 20):
+            del chunk
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
