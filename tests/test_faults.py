@@ -233,6 +233,13 @@ async def test_redis_restart_mid_session(tmp_path, model_server):
                     "complete",
                     " ".join(WORDS) + " ",
                 )
+                # The open tab lost its live feed, so the server closed it with a
+                # code the page retries, rather than leaving it silent.
+                closing = await tab.receive(timeout=10)
+                while closing.type == aiohttp.WSMsgType.TEXT:
+                    closing = await tab.receive(timeout=10)
+                assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                assert tab.close_code in (1006, 1011, 1012, 1013), tab.close_code
 
                 redis.start()
                 # The same server process serves new connections and replies.
