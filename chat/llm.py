@@ -1,4 +1,5 @@
-"""The model: an async iterator of text deltas. The only module that imports openai.
+"""The model: an async iterator of text deltas, and embeddings for document search.
+The only module that imports openai.
 
 With OPENAI_API_KEY or OPENAI_BASE_URL set, replies come from that
 OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp's server...).
@@ -76,6 +77,50 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
         raise ModelError(_("The model's reply was cut off.")) from exc
     finally:
         await client.close()
+
+
+async def embed(texts: Sequence[str], *, model: str) -> list[list[float]]:
+    """Embed `texts` on the configured server, raising ModelError on any fault."""
+    client = openai.AsyncOpenAI(**_embedding_client_options())
+    try:
+        response = await client.embeddings.create(
+            model=model, input=list(texts), encoding_format="float"
+        )
+    except (openai.APIError, httpx.HTTPError) as exc:
+        raise _embedding_error(exc) from exc
+    finally:
+        await client.close()
+    return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+
+
+def embed_sync(texts: Sequence[str], *, model: str) -> list[list[float]]:
+    """embed() for synchronous callers: saving a document outside an event loop."""
+    with openai.OpenAI(**_embedding_client_options()) as client:
+        try:
+            response = client.embeddings.create(
+                model=model, input=list(texts), encoding_format="float"
+            )
+        except (openai.APIError, httpx.HTTPError) as exc:
+            raise _embedding_error(exc) from exc
+    return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+
+
+def _embedding_client_options() -> dict[str, object]:
+    if not is_configured():
+        # The demo model has no embeddings; callers fall back to keyword search.
+        raise ModelError(_("No embedding model is configured."))
+    return {
+        "api_key": settings.OPENAI_API_KEY or "not-needed",
+        "base_url": settings.OPENAI_BASE_URL or None,
+        "timeout": settings.OPENAI_TIMEOUT,
+        # A search falls back to keywords at once rather than wait on retries.
+        "max_retries": 0,
+    }
+
+
+def _embedding_error(exc: Exception) -> ModelError:
+    logger.warning("embedding request failed: %r", exc)
+    return ModelError(_("The embedding request failed."))
 
 
 _DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream

@@ -70,3 +70,8 @@ class Message(TimestampedModel):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+# The documents "!" questions and the search page draw on; a module of their own,
+# as their storage depends on the database backend.
+from chat.documents import TaxLawDocument  # noqa: E402, F401

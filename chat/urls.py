@@ -9,4 +9,5 @@ urlpatterns = [
     path("new/", views.room_new, name="room_new"),
     path("<int:pk>/", views.room_detail, name="room_detail"),
     path("<int:pk>/edit/", views.room_edit, name="room_edit"),
+    path("docs/law/tax/", views.taxlaw_document_list, name="taxlaw_document_list"),
 ]

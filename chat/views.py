@@ -4,7 +4,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import selectors, services
+from chat import rag, selectors, services
 from chat.forms import MessageForm, RoomForm
 from chat.models import Room
 
@@ -54,6 +54,17 @@ def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if request.htmx:
             return render(request, "chat/room_form.html#form", {"form": form, "room": room})
     return render(request, "chat/room_form.html", {"form": form, "room": room})
+
+
+@require_GET
+async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
+    search = await rag.taxlaw_search(query=request.GET.get("query", ""))
+    # Typing in the search box swaps only the results; a history restore needs the page.
+    if request.htmx and not request.htmx.history_restore_request:
+        template = "chat/taxlaw_document_list.html#results"
+    else:
+        template = "chat/taxlaw_document_list.html"
+    return render(request, template, {"search": search})
 
 
 def _go_to(request: HtmxHttpRequest, room: Room) -> HttpResponse:

@@ -33,6 +33,9 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    # Vector search: loads sqlite-vec into SQLite connections, and creates
+    # PostgreSQL's vector extension in its first migration.
+    "pyhub.rag",
     "chat",
 ]
 
@@ -69,6 +72,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend plus vec0 virtual tables for the document embeddings.
+    DATABASES["default"]["ENGINE"] = "pyhub.db.backends.sqlite3"
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The document table differs per backend (vec0 on SQLite, pgvector halfvec
+    # here), so PostgreSQL has its own migrations; see chat/migrations_pg/__init__.py.
+    MIGRATION_MODULES = {"chat": "chat.migrations_pg"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves every process; without it a single process falls back to
@@ -131,6 +141,13 @@ OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=60.0)
 
 # Chat behaviour.
 CHAT_MESSAGE_MAX_LENGTH = env.int("CHAT_MESSAGE_MAX_LENGTH", default=8000)
+# Each user may send CHAT_RATE_LIMIT messages every CHAT_RATE_WINDOW seconds.
+CHAT_RATE_LIMIT = env.int("CHAT_RATE_LIMIT", default=20)
+CHAT_RATE_WINDOW = env.float("CHAT_RATE_WINDOW", default=60.0)
+# Open websockets per user, per server process.
+CHAT_MAX_CONNECTIONS_PER_USER = env.int("CHAT_MAX_CONNECTIONS_PER_USER", default=20)
+# Our own keys in Redis (the rate limit) start with this.
+CHAT_REDIS_PREFIX = env.str("CHAT_REDIS_PREFIX", default="chat")
 # Websocket frames longer than this (characters) are refused unread: room for a
 # full-length message even with every character JSON-escaped.
 CHAT_FRAME_MAX_LENGTH = env.int("CHAT_FRAME_MAX_LENGTH", default=64_000)

@@ -1,20 +1,31 @@
 """Shared fixtures: a real Redis, the tests' OpenAI-compatible server, factories."""
 
+import io
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db.models import Max
 
-from chat.models import Message, Room
-from tests.fakeopenai import FakeOpenAI
+from chat.models import Message, Room, TaxLawDocument
+from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
 
 ORIGIN = (b"origin", b"http://localhost")
+# The tutorial's first 10 tax-law documents with their embeddings; CI keeps it
+# next to the repository. Data from outside is never committed.
+TAXLAW_SAMPLE = Path(
+    os.environ.get("TAXLAW_SAMPLE")
+    or Path(__file__).resolve().parents[2] / "shared/data/sample-taxlaw-10.jsonl"
+)
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +86,41 @@ def message_factory() -> Callable[..., Message]:
         return Message.objects.create(room=room, content=content, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def taxlaw_document_factory() -> Callable[..., TaxLawDocument]:
+    """A document shaped like the dataset's. Its embedding defaults to the tests'
+    server's vector for its title, so a search for the title finds it first."""
+
+    def make(
+        title: str = "급여에 포함하여 지급되는 퇴직금의 소득구분",
+        *,
+        number: str = "소득46011-364",
+        url: str = "https://taxlaw.example/docs/1",
+        embedding: list[float] | None = None,
+        **fields: str,
+    ) -> TaxLawDocument:
+        # vec0 inserts do not report the new primary key, so pick it here.
+        pk = (TaxLawDocument.objects.aggregate(last=Max("pk"))["last"] or 0) + 1
+        content = {"제목": title, "문서번호": number, "법령분류": "종합소득세", **fields}
+        return TaxLawDocument.objects.create(
+            pk=pk,
+            page_content=json.dumps(content, ensure_ascii=False),
+            metadata={"url": url},
+            embedding=embedding or fake_embedding(title),
+        )
+
+    return make
+
+
+@pytest.fixture
+def taxlaw_sample() -> list[TaxLawDocument]:
+    """The 10-document sample, loaded as a user loads it."""
+    if not TAXLAW_SAMPLE.exists():
+        pytest.skip(f"the tax-law sample is not at {TAXLAW_SAMPLE}; set TAXLAW_SAMPLE to it")
+    call_command("load_jsonl", "chat.TaxLawDocument", str(TAXLAW_SAMPLE), stdout=io.StringIO())
+    return list(TaxLawDocument.objects.order_by("pk"))
 
 
 @pytest_asyncio.fixture

@@ -1,5 +1,6 @@
 """The room websocket, through the full ASGI stack, on the real channels-redis layer."""
 
+import asyncio
 import json
 
 import pytest
@@ -192,3 +193,42 @@ async def test_model_error_leaves_a_visible_error_and_keeps_partial_text(room, c
     await tab.send_to(text_data=send("Again"))
     frames = await receive_until(tab, reply_finished)
     assert messages_in(frames[-1])[-1].text == "Recovered."
+
+
+async def test_a_bang_question_is_answered_from_the_documents(
+    room, connect, model, taxlaw_document_factory
+):
+    document = await sync_to_async(taxlaw_document_factory)(
+        요지="퇴직금의 선급에 해당하는 것임", url="https://taxlaw.example/7"
+    )
+    model.queue(Reply("퇴직금의 선급입니다 (소득46011-364)."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("!급여에 포함하여 지급되는 퇴직금의 소득 구분은?"))
+    frames = await receive_until(tab, reply_finished)
+
+    sent = (await asyncio.to_thread(model.wait_for_requests, 1))[0]["messages"]
+    assert sent[0]["role"] == "system"
+    assert sent[0]["content"].startswith("You are terse.")
+    assert "퇴직금의 선급에 해당하는 것임" in sent[0]["content"]
+    question = "급여에 포함하여 지급되는 퇴직금의 소득 구분은?"
+    assert sent[1:] == [{"role": "user", "content": question}]
+    final = messages_in(frames[-1])[-1]
+    assert 'class="message__sources"' in final.html
+    assert '<a href="https://taxlaw.example/7"' in final.html and "소득46011-364" in final.html
+    reply = await Message.objects.aget(room=room, role="assistant")
+    assert reply.sources == [document.source]
+
+
+async def test_without_a_model_a_bang_question_still_shows_keyword_sources(
+    room, connect, model, settings, taxlaw_document_factory
+):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    document = await sync_to_async(taxlaw_document_factory)()
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("!퇴직금의 소득 구분은?"))
+    frames = await receive_until(tab, reply_finished)
+    final = messages_in(frames[-1])[-1]
+    assert "Offline demo model" in final.text and "“퇴직금의 소득 구분은?”" in final.text
+    assert document.number in final.html
+    assert (await Message.objects.aget(room=room, role="assistant")).sources == [document.source]
+    assert model.embedding_requests == []

@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from chat.models import Message, Room
+from tests.fakeopenai import fake_embedding
 
 pytestmark = pytest.mark.django_db
 
@@ -150,3 +151,65 @@ def test_htmx_and_static_assets_are_served_by_the_app(client):
     assert "/static/django_htmx/htmx-2.min.js" in html
     assert "/static/django_htmx/ext/hx-ws-2.min.js" in html
     assert "http://" not in html.split("<body")[0] and "https://" not in html.split("<body")[0]
+
+
+SEARCH = "/chat/docs/law/tax/"
+
+
+def test_room_list_links_to_the_document_search(client):
+    assert f'href="{SEARCH}"' in client.get("/chat/").content.decode()
+
+
+def test_search_page_without_a_query_invites_one(client, taxlaw_document_factory):
+    taxlaw_document_factory()
+    html = client.get(SEARCH).content.decode()
+    assert "Type a question or a term to search." in html
+    assert 'hx-trigger="input changed delay:300ms, search"' in html
+    assert "doc__title" not in html
+
+
+def test_search_page_shows_matching_documents_with_details_and_source(
+    client, taxlaw_document_factory, model
+):
+    document = taxlaw_document_factory(요지="퇴직금의 선급에 해당", url="https://taxlaw.example/7")
+    other = taxlaw_document_factory("부가가치세 신고", number="부가46015-1")
+    model.set_embedding("퇴직금", fake_embedding(other.title))
+    html = client.get(SEARCH, {"query": "퇴직금"}).content.decode()
+    assert html.index(document.title) < html.index(other.title)
+    assert "소득46011-364" in html
+    assert "<details>" in html and "<dt>요지</dt><dd>퇴직금의 선급에 해당</dd>" in html
+    assert 'href="https://taxlaw.example/7" target="_blank" rel="noopener noreferrer"' in html
+    assert 'value="퇴직금"' in html
+    assert "Keyword search only" not in html
+
+
+def test_search_as_you_type_answers_with_the_results_fragment(client, taxlaw_document_factory):
+    taxlaw_document_factory()
+    response = client.get(SEARCH, {"query": "퇴직금"}, **HTMX)
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="results"')
+    assert "<html" not in html and "퇴직금의 소득구분" in html
+    # Back-button restores need the whole page.
+    restore = client.get(
+        SEARCH, {"query": "퇴직금"}, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX
+    )
+    assert "<html" in restore.content.decode()
+
+
+def test_search_without_a_model_says_it_is_keyword_only(client, settings, taxlaw_document_factory):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    taxlaw_document_factory()
+    html = client.get(SEARCH, {"query": "상속세"}).content.decode()
+    assert "Keyword search only" in html
+    assert "No documents match “상속세”." in html
+
+
+def test_a_reply_shows_its_sources(client, room_factory, message_factory):
+    room = room_factory()
+    source = {"title": "퇴직금의 소득구분", "number": "소득46011-364"}
+    source["url"] = "https://taxlaw.example/7"
+    message_factory(room, "답변", role=Message.Role.ASSISTANT, sources=[source])
+    html = client.get(room.get_absolute_url()).content.decode()
+    assert 'class="message__sources"' in html
+    link = '<a href="https://taxlaw.example/7" target="_blank" rel="noopener noreferrer">'
+    assert f"{link}소득46011-364</a> 퇴직금의 소득구분" in html
