@@ -1,0 +1,105 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against a live daphne.
+
+Each module gets its own daphne (a fresh SQLite file, the session's Redis and
+model server) and its own browser; each test gets a fresh browser context.
+"""
+
+import os
+
+# Sync Playwright keeps an event loop running in the main thread, which makes
+# Django refuse synchronous work in pytest-django's fixtures.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.fakeopenai import FakeOpenAI
+from tests.servers import DaphneServer, migrate
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/lib/chromium/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1100, "height": 750}
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    redis_url: str, model_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaphneServer]:
+    database = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
+    env = {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "REDIS_URL": redis_url,
+        "CHANNELS_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+        "OPENAI_BASE_URL": model_server.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_MODEL": "test-model",
+    }
+    # Both take seconds to import Django; migrating while daphne starts halves the wait.
+    server = DaphneServer(env)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            migrated = pool.submit(migrate, env)
+            server.start()
+            migrated.result()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser, app_server: DaphneServer) -> Iterator[BrowserContext]:
+    """A fresh profile: its tabs share cookies, like one person's browser."""
+    context = browser.new_context(base_url=app_server.http_url, viewport=VIEWPORT, locale="en-US")
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+    yield context
+    context.close()
+    assert errors == [], "the page raised JavaScript errors"
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def new_room(page: Page) -> Callable[..., str]:
+    """Create a room through the form; returns the room's path."""
+
+    def create(name: str = "Test room", system_prompt: str = "") -> str:
+        page.goto("/chat/new/")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("System prompt").fill(system_prompt)
+        page.get_by_role("button", name="Create room").click()
+        page.wait_for_url(re.compile(r"/chat/\d+/$"))
+        return urlsplit(page.url).path
+
+    return create

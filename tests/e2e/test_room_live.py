@@ -1,0 +1,172 @@
+"""A room in a real browser: live updates, Markdown, the composer's keys, scrolling."""
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+
+from tests.fakeopenai import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.integration
+
+SCROLL_STATE = """el => ({
+    top: el.scrollTop,
+    fromBottom: el.scrollHeight - el.scrollTop - el.clientHeight,
+    height: el.scrollHeight,
+})"""
+
+
+@pytest.fixture
+def room(page: Page, new_room: Callable[..., str]) -> str:
+    path = new_room("Live room", "You are a helpful assistant.")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    return path
+
+
+def open_tab(context: BrowserContext, path: str) -> Page:
+    tab = context.new_page()
+    tab.goto(path)
+    expect(tab.locator("#connection-state")).to_have_attribute("data-state", "online")
+    return tab
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_label("Message", exact=True).press("Enter")
+
+
+def last_reply(page: Page) -> Locator:
+    return page.locator("#messages .message--assistant").last
+
+
+def test_connection_indicator_says_live(page: Page, room: str):
+    state = page.locator("#connection-state")
+    expect(state).to_have_attribute("data-state", "online")
+    expect(state).to_have_text("Live")
+
+
+def test_both_tabs_see_the_message_and_watch_the_reply_grow(
+    page: Page, context: BrowserContext, room: str, model: FakeOpenAI
+):
+    text = " ".join(f"word{i}" for i in range(40))
+    model.queue(Reply(text, tokens_per_second=20))
+    other = open_tab(context, room)
+    # Record every length the other tab's reply shows while it streams.
+    other.evaluate(
+        """() => {
+        window.seenLengths = [];
+        setInterval(() => {
+            const body = document.querySelector("#messages .message--assistant .message__body");
+            if (body) window.seenLengths.push(body.textContent.trim().length);
+        }, 25);
+    }"""
+    )
+
+    send(page, "Tell me forty words")
+
+    for tab in (page, other):
+        expect(tab.locator("#messages .message--user")).to_have_text("Tell me forty words")
+        expect(last_reply(tab)).to_have_attribute("data-status", "complete", timeout=10_000)
+        expect(last_reply(tab).locator(".message__body")).to_have_text(text)
+    growing = {n for n in other.evaluate("window.seenLengths") if 0 < n < len(text)}
+    assert len(growing) >= 3, f"the reply should be seen growing, saw lengths {sorted(growing)}"
+
+
+def test_markdown_reply_is_formatted_and_harmless(page: Page, room: str, model: FakeOpenAI):
+    model.queue(
+        Reply(
+            "Here is a function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+            "- **first** point\n- second point\n\n"
+            "<img src=x onerror=\"window.hacked = 'img'\"> "
+            "[click me](javascript:window.hacked='link')"
+        )
+    )
+    send(page, "Show me code")
+
+    reply = last_reply(page)
+    expect(reply).to_have_attribute("data-status", "complete")
+    code = reply.locator("pre.highlight code")
+    expect(code).to_have_text("def add(a, b):\n    return a + b\n")
+    expect(code.locator("span.k").first).to_have_text("def")
+    expect(code.locator("span.nf")).to_have_text("add")
+    expect(reply.locator("ul > li")).to_have_text(["first point", "second point"])
+    expect(reply.locator("li strong")).to_have_text("first")
+    # The model's HTML is shown as text, and the script link is not a link.
+    expect(reply).to_contain_text("<img src=x onerror=")
+    expect(reply.locator("img, a[href^='javascript']")).to_have_count(0)
+    reply.get_by_text("[click me]", exact=False).click()
+    assert page.evaluate("window.hacked") is None
+
+
+def test_enter_sends_shift_enter_breaks_the_line_and_send_waits_for_the_reply(
+    page: Page, room: str, model: FakeOpenAI
+):
+    model.queue(Reply(" ".join(["slowly"] * 20), tokens_per_second=15), Reply("Second answer."))
+    field = page.get_by_label("Message", exact=True)
+    button = page.get_by_role("button", name="Send")
+
+    field.click()
+    field.type("line one")
+    field.press("Shift+Enter")
+    field.type("line two")
+    expect(field).to_have_value("line one\nline two")
+    expect(page.locator("#messages article")).to_have_count(0)
+
+    field.press("Enter")
+    expect(page.locator("#messages .message--user .message__body")).to_have_text(
+        "line one\nline two", use_inner_text=True
+    )
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
+    expect(button).to_be_disabled()
+    expect(page.locator("#messages")).to_have_attribute("aria-busy", "true")
+
+    # Enter while the room is replying keeps the text in the composer.
+    page.get_by_label("Message", exact=True).type("too soon")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(page.locator("#messages .message--user")).to_have_count(1)
+    expect(page.get_by_label("Message", exact=True)).to_have_value("too soon")
+
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(button).to_be_enabled()
+    expect(page.locator("#messages")).to_have_attribute("aria-busy", "false")
+    page.get_by_label("Message", exact=True).press("Enter")
+    expect(page.locator("#messages .message--user")).to_have_count(2)
+    expect(last_reply(page).locator(".message__body")).to_have_text("Second answer.")
+
+
+def test_page_follows_a_streaming_reply_unless_the_reader_scrolled_up(
+    page: Page, room: str, model: FakeOpenAI
+):
+    long_history = "\n\n".join(f"Paragraph {i} of an earlier answer." for i in range(30))
+    model.queue(
+        Reply(long_history),
+        Reply(chunks=tuple(f"Line {i}.\n\n" for i in range(40)), tokens_per_second=12),
+    )
+    messages = page.locator("#messages")
+    send(page, "Fill the room")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+
+    send(page, "Keep going")
+    reply = last_reply(page)
+    expect(reply).to_contain_text("Line 5.")
+    first = messages.evaluate(SCROLL_STATE)
+    # The list itself scrolls (not the window), and it is at the bottom.
+    assert first["top"] > 0 and page.evaluate("window.scrollY") == 0
+    assert first["fromBottom"] < 5, "the page should follow the reply"
+    expect(reply).to_contain_text("Line 10.")
+    following = messages.evaluate(SCROLL_STATE)
+    assert following["fromBottom"] < 5 and following["height"] > first["height"]
+
+    # The reader scrolls up to read; the reply goes on growing below.
+    messages.hover()
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        "() => { const m = document.getElementById('messages');"
+        " return m.scrollHeight - m.scrollTop - m.clientHeight > 300; }"
+    )
+    reading = messages.evaluate(SCROLL_STATE)
+    expect(reply).to_contain_text("Line 20.")
+    after = messages.evaluate(SCROLL_STATE)
+    assert after["height"] > reading["height"]
+    assert after["top"] == reading["top"], "the page must not jump while the reader reads"
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
