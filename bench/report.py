@@ -1,0 +1,76 @@
+"""The benchmark's outputs: a JSON file, a latency plot and a table on the terminal."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    """Everything but the raw latency samples, which the percentiles summarise."""
+    runs = [{k: v for k, v in run.items() if k != "latencies"} for run in results["streams"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**results, "streams": runs}, indent=1) + "\n")
+
+
+def plot(path: Path, streams: list[dict[str, Any]]) -> None:
+    """Latency CDFs, one panel per scenario, ours against naive, on a log time axis."""
+    scenarios = sorted({run["scenario"] for run in streams})
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        for run in (r for r in streams if r["scenario"] == scenario):
+            samples = run["latencies"]
+            if not samples:
+                continue
+            fraction = [(i + 1) / run["tokens_expected"] for i in range(len(samples))]
+            ax.plot(samples, fraction, label=_legend(run), linewidth=1.6)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.01)
+        ax.set_title(_title(streams, scenario))
+        ax.set_xlabel("token sent by model → shown in a tab (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0][0].set_ylabel("fraction of (tab, token) pairs shown")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _legend(run: dict[str, Any]) -> str:
+    label = f"{run['variant']}: p99 {run['latency_ms']['p99']:g} ms"
+    lost = run["tokens_never_shown"]
+    return f"{label}, {lost} never shown" if lost else label
+
+
+def _title(streams: list[dict[str, Any]], scenario: str) -> str:
+    load = next(r["load"] for r in streams if r["scenario"] == scenario)
+    return (
+        f"{scenario}: {load['rooms']} room(s) x {load['tabs_per_room']} tabs, "
+        f"{load['tokens']} tokens at {load['rate']:g}/s, {load['servers']} daphne"
+    )
+
+
+def table(streams: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'run':<40} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'lost':>6} {'dup':>4} "
+        f"{'unshown':>8} {'bad':>4} {'frames/s':>9} {'daphne cpu%':>12}"
+    )
+    lines = [head]
+    for run in streams:
+        latency = run["latency_ms"]
+        cpu = "+".join(
+            f"{p['cpu_percent']:g}" for n, p in run["processes"].items() if n.startswith("daphne")
+        )
+        lines.append(
+            f"{run['scenario'] + ' ' + run['variant']:<40} {latency['p50']!s:>7} "
+            f"{latency['p95']!s:>7} {latency['p99']!s:>7} {latency['max']!s:>7} "
+            f"{run['updates_lost']:>6} {run['updates_duplicated']:>4} "
+            f"{run['tokens_never_shown']:>8} {run['tabs_wrong_text'] + run['tabs_unfinished']:>4} "
+            f"{run['frames_per_second']:>9} {cpu:>12}"
+        )
+    return "\n".join(lines)

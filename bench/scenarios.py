@@ -1,0 +1,277 @@
+"""Scenarios: a reply streamed to many tabs (S1-S3), and idle connections held open (S4)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.model import reply_chunks
+from bench.stack import Database, Sampler, Stack, stack
+from tests.servers import ROOT
+
+PATHS = {
+    "ours": "/ws/chat/{room}/",
+    "proposed": "/ws/chat/{room}/",
+    "naive": "/ws/naive/{room}/",
+    "idle": "/ws/chat/{room}/",
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    rooms: int
+    tabs_per_room: int
+    tokens: int  # reply length
+    rate: float  # tokens per second from the model
+    servers: int = 1  # daphne processes; a room's tabs are spread over them
+
+    @property
+    def seconds(self) -> float:
+        return self.tokens / self.rate
+
+
+@dataclass(frozen=True)
+class Variant:
+    design: str = "ours"  # "proposed" (bench/proposed.py) or "naive" (bench/naive.py)
+    layer: str = "app"  # see bench/settings.py
+    interval: float = 0.04  # CHAT_STREAM_INTERVAL, seconds
+
+    @property
+    def label(self) -> str:
+        if self.design == "naive":
+            return f"naive ({self.layer} layer)"
+        return f"{self.design} ({self.layer} layer, {self.interval * 1000:g} ms)"
+
+
+class Clients:
+    """Client processes (bench.clients), each holding its share of the tabs."""
+
+    def __init__(self, plans: list[dict[str, Any]], workdir: Path) -> None:
+        self.procs: list[tuple[subprocess.Popen[str], Path]] = []
+        for index, plan in enumerate(plans):
+            plan_path, results = workdir / f"plan-{index}.json", workdir / f"tabs-{index}.json"
+            plan_path.write_text(json.dumps(plan))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.clients", str(plan_path), str(results)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.procs.append((process, results))
+
+    def wait_ready(self) -> None:
+        for process, _ in self.procs:
+            # The client gives up connecting after its own timeout, which ends this line.
+            if process.stdout is None or process.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"client {process.pid} failed to open its tabs")
+
+    def go(self) -> None:
+        for process, _ in self.procs:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+
+    def results(self, timeout: float) -> list[dict[str, Any]]:
+        outputs = []
+        for process, results in self.procs:
+            if process.wait(timeout=timeout) != 0:
+                raise RuntimeError(f"client {process.pid} exited with {process.returncode}")
+            outputs.append(json.loads(results.read_text()))
+        return outputs
+
+    def kill(self) -> None:
+        for process, _ in self.procs:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[str, Any]]:
+    reply = "".join(reply_chunks(load.tokens))
+    tabs = [
+        {
+            "url": st.servers[tab % load.servers].ws_url + PATHS[design].format(room=room),
+            "room": room,
+            "sender": tab == 0,
+        }
+        for room in st.rooms
+        for tab in range(load.tabs_per_room)
+    ]
+    return [
+        {
+            "design": design,
+            "origin": st.servers[0].http_url,
+            "tabs": tabs[index::client_procs],
+            "reply": reply,
+            "tokens": load.tokens,
+            "within": load.seconds * 1.5 + 5,
+        }
+        for index in range(client_procs)
+    ]
+
+
+def run_stream(
+    database: Database, load: Load, variant: Variant, *, client_procs: int, workdir: Path
+) -> dict[str, Any]:
+    """Stream one reply per room to every tab; return what the tabs saw and what it cost."""
+    settings = {"BENCH_LAYER": variant.layer, "CHAT_STREAM_INTERVAL": str(variant.interval)}
+    with stack(
+        database,
+        design=variant.design,
+        servers=load.servers,
+        rooms=load.rooms,
+        tokens=load.tokens,
+        rate=load.rate,
+        settings=settings,
+    ) as st:
+        clients = Clients(_plans(st, load, variant.design, client_procs), workdir)
+        try:
+            clients.wait_ready()
+            sampler = Sampler(st.processes()).start()
+            clients.go()
+            outputs = clients.results(timeout=load.seconds * 1.5 + 60)
+            usage = sampler.stop()
+            client_cpu = sum(output["cpu_seconds"] for output in outputs)
+            usage["clients"] = {
+                "cpu_percent": round(100 * client_cpu / sampler.elapsed, 1),
+                "peak_rss_mb": 0.0,
+            }
+        finally:
+            clients.kill()
+        return _measure(load, variant, st, outputs, usage)
+
+
+def _measure(
+    load: Load,
+    variant: Variant,
+    st: Stack,
+    outputs: list[dict[str, Any]],
+    usage: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    tabs = [tab for output in outputs for tab in output["tabs"]]
+    latencies: list[float] = []
+    first_sent, last_shown = float("inf"), 0.0
+    for tab in tabs:
+        sent = st.model.sent.get(f"room {tab['room']}", [])
+        first_sent = min([first_sent, *sent[:1]])
+        for index, shown_at in enumerate(tab["shown"]):
+            if shown_at is not None and index < len(sent):
+                latencies.append((shown_at - sent[index]) * 1000)
+                last_shown = max(last_shown, shown_at)
+    frames = sum(tab["frames"] for tab in tabs)
+    window = max(last_shown - first_sent, 1e-9)
+    latencies.sort()
+    return {
+        "scenario": load.name,
+        "variant": variant.label,
+        **asdict(variant),
+        "load": asdict(load),
+        "tabs": len(tabs),
+        "latency_ms": summary(latencies),
+        "tokens_expected": len(tabs) * load.tokens,
+        "tokens_never_shown": len(tabs) * load.tokens - len(latencies),
+        "updates_lost": sum(tab["lost"] for tab in tabs),
+        "updates_duplicated": sum(tab["duplicated"] for tab in tabs),
+        "tabs_unfinished": sum(not tab["finished"] for tab in tabs),
+        "tabs_wrong_text": sum(tab["finished"] and not tab["final_ok"] for tab in tabs),
+        "frames_delivered": frames,
+        "frames_per_second": round(frames / window),
+        "stream_seconds": round(window, 2),
+        "processes": usage,
+        "latencies": latencies,  # dropped from the JSON file; the plot uses it
+    }
+
+
+def summary(sorted_ms: list[float]) -> dict[str, Any]:
+    def pick(q: float) -> float | None:
+        if not sorted_ms:
+            return None
+        return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 1)
+
+    return {
+        "samples": len(sorted_ms),
+        "p50": pick(0.50),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(sorted_ms[-1], 1) if sorted_ms else None,
+        "percentiles": [pick(i / 100) for i in range(101)],
+    }
+
+
+def run_idle(
+    database: Database, *, connections: int, rooms: int, layer: str, workdir: Path
+) -> dict[str, Any]:
+    """Hold `connections` idle tabs on one daphne; the RSS they add, per connection."""
+    load = Load("S4", rooms, connections // rooms, tokens=1, rate=1)
+    with stack(
+        database,
+        design="ours",
+        servers=1,
+        rooms=rooms,
+        tokens=1,
+        rate=1,
+        settings={"BENCH_LAYER": layer},
+    ) as st:
+        daphne = psutil.Process(st.servers[0].process.pid)  # type: ignore[union-attr]
+        # A few tabs first, so imports, pools and caches are in the baseline.
+        with _held(_plans(st, Load("warm-up", 1, 20, 1, 1), "idle", 1), workdir):
+            pass
+        time.sleep(1)
+        before = daphne.memory_info().rss
+        started = time.monotonic()
+        with _held(_plans(st, load, "idle", 2), workdir):
+            open_seconds = time.monotonic() - started
+            time.sleep(2)  # let the last handshakes settle
+            held = daphne.memory_info().rss
+    return {
+        "scenario": "S4",
+        "layer": layer,
+        "connections": connections,
+        "open_seconds": round(open_seconds, 2),
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_held_mb": round(held / 2**20, 1),
+        "kb_per_connection": round((held - before) / connections / 1024, 1),
+    }
+
+
+@contextmanager
+def _held(plans: list[dict[str, Any]], workdir: Path) -> Iterator[None]:
+    """Tabs open and idle for the body of the with block, closed after it."""
+    clients = Clients(plans, workdir)
+    try:
+        clients.wait_ready()
+        yield
+        clients.go()
+        clients.results(timeout=60)
+    finally:
+        clients.kill()
+
+
+def run_render(database: Database, sizes: tuple[int, ...]) -> dict[str, Any]:
+    """S5 in its own Django process (bench.render) on a fresh copy of the database."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": f"sqlite:///{database.fresh()}",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+    }
+    rendered = subprocess.run(
+        [sys.executable, "-m", "bench.render", *map(str, sizes)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return {"scenario": "S5", **json.loads(rendered.stdout)}

@@ -1,0 +1,191 @@
+"""The servers one benchmark run needs, all on loopback, and the sampling of their cost."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench.model import RecordingModel
+from tests.servers import ROOT, DaphneServer, RedisServer, wait_for_port
+
+APPLICATIONS = {
+    "ours": "config.asgi:application",
+    "proposed": "bench.proposed:application",
+    "naive": "bench.naive_asgi:application",
+}
+
+
+class BenchDaphne(DaphneServer):
+    """A daphne process serving `application` (an import path) rather than the app's default."""
+
+    def __init__(self, env: dict[str, str], application: str) -> None:
+        super().__init__(env)
+        self.application = application
+
+    def start(self) -> "BenchDaphne":
+        address = ["-b", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", *address, self.application],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, process=self.process, timeout=30)
+        return self
+
+
+class Database:
+    """A migrated SQLite file holding empty rooms, copied fresh for every run."""
+
+    def __init__(self, directory: Path, *, rooms: int) -> None:
+        self.directory = directory
+        self.template = directory / "template.sqlite3"
+        env = {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": f"sqlite:///{self.template}",
+        }
+        seeded = subprocess.run(
+            [sys.executable, "-m", "bench.seed", str(rooms)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.rooms: list[int] = json.loads(seeded.stdout)
+
+    def fresh(self) -> Path:
+        path = self.directory / f"run-{uuid.uuid4().hex[:8]}.sqlite3"
+        shutil.copy(self.template, path)
+        return path
+
+
+@dataclass
+class Stack:
+    """Redis, the model server and daphne processes for one run; see `stack()`."""
+
+    redis: RedisServer
+    model: RecordingModel
+    servers: list[BenchDaphne]
+    env: dict[str, str]
+    rooms: list[int] = field(default_factory=list)
+
+    def processes(self) -> dict[str, int]:
+        pids = {f"daphne-{i}": s.process.pid for i, s in enumerate(self.servers) if s.process}
+        if self.redis.process:
+            pids["redis"] = self.redis.process.pid
+        # This process serves the model's stream (RecordingModel runs in a thread here).
+        pids["model"] = os.getpid()
+        return pids
+
+
+@contextmanager
+def stack(
+    database: Database,
+    *,
+    design: str,
+    servers: int,
+    rooms: int,
+    tokens: int,
+    rate: float,
+    settings: dict[str, str],
+) -> Iterator[Stack]:
+    """Start a fresh Redis, model server, database copy and `servers` daphne processes."""
+    with ExitStack() as cleanup:
+        redis = RedisServer().start()
+        cleanup.callback(redis.stop)
+        model = RecordingModel(tokens=tokens, rate=rate).start()
+        cleanup.callback(model.stop)
+        env = {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": f"sqlite:///{database.fresh()}",
+            "REDIS_URL": redis.url,
+            "CHANNELS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+            "OPENAI_API_KEY": "bench",
+            "OPENAI_BASE_URL": model.base_url,
+            "OPENAI_MODEL": "bench",
+            "DJANGO_DEBUG": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            **settings,
+        }
+        daphnes = []
+        for _ in range(servers):
+            daphne = BenchDaphne(env, APPLICATIONS[design])
+            cleanup.callback(daphne.stop)
+            daphnes.append(daphne.start())
+        yield Stack(redis, model, daphnes, env, rooms=database.rooms[:rooms])
+
+
+class Sampler:
+    """CPU seconds and peak RSS of named processes, between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int], *, interval: float = 0.2, limit: float = 600) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.interval, self.limit = interval, limit
+        self.peak_rss = dict.fromkeys(self.procs, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def start(self) -> "Sampler":
+        self._cpu0 = {name: _cpu_seconds(p) for name, p in self.procs.items()}
+        self._busy0 = _machine_busy_seconds()
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        """Per process: mean CPU % of one core over the window, and peak RSS in MB.
+
+        "machine" is every core's busy time (200% = both cores), ours or not:
+        the machine is shared, so this says how much else was running.
+        """
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.elapsed = elapsed = time.monotonic() - self._t0
+        usage = {
+            name: {
+                "cpu_percent": round(100 * (_cpu_seconds(p) - self._cpu0[name]) / elapsed, 1),
+                "peak_rss_mb": round(self.peak_rss[name] / 2**20, 1),
+            }
+            for name, p in self.procs.items()
+        }
+        busy = _machine_busy_seconds() - self._busy0
+        usage["machine"] = {"cpu_percent": round(100 * busy / elapsed, 1), "peak_rss_mb": 0.0}
+        return usage
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
+            for name, process in self.procs.items():
+                self.peak_rss[name] = max(self.peak_rss[name], _rss(process))
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0

@@ -1,0 +1,25 @@
+"""The benchmark's smallest load, through its real code path: checks loss, not timings."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.scenarios import Load, Variant, run_stream
+from bench.stack import Database
+
+pytestmark = pytest.mark.integration
+
+SMOKE = Load("smoke", rooms=1, tabs_per_room=10, tokens=40, rate=100)
+
+
+def test_every_tab_shows_the_whole_reply_once(tmp_path: Path):
+    database = Database(tmp_path, rooms=SMOKE.rooms)
+    run = run_stream(database, SMOKE, Variant(), client_procs=1, workdir=tmp_path)
+
+    assert run["tabs"] == 10
+    assert run["tokens_never_shown"] == 0
+    assert run["updates_lost"] == 0
+    assert run["updates_duplicated"] == 0
+    assert run["tabs_unfinished"] == 0
+    assert run["tabs_wrong_text"] == 0
+    assert run["latency_ms"]["samples"] == 10 * 40
