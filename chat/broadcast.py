@@ -21,3 +21,10 @@ async def room_send(*, room_id: int, html: str) -> None:
 
 def room_send_sync(*, room_id: int, html: str) -> None:
     async_to_sync(room_send)(room_id=room_id, html=html)
+
+
+def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
+    """Tell the room's consumers; the removed user's close themselves."""
+    async_to_sync(get_channel_layer().group_send)(
+        room_group(room_id), {"type": "chat.member_removed", "user_id": user_id}
+    )

@@ -10,6 +10,8 @@ A frame with an "action" is a control frame:
 
 import json
 import logging
+import math
+from collections import Counter
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -25,26 +27,46 @@ from chat.models import Room
 logger = logging.getLogger(__name__)
 
 # Close codes in the 4000-4999 range the protocol leaves to applications.
+# Refusals happen before accept, so nothing of the room is ever sent.
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_REMOVED = 4403
+# An unknown room and someone else's room look the same.
 CLOSE_ROOM_NOT_FOUND = 4404
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+# Open sockets per user in this process.
+_connections: Counter[int] = Counter()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
 
     async def connect(self) -> None:
-        self.room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"])
-        # Accept before closing: a close before accept reaches the browser as a
-        # bare handshake failure, with no code saying why.
-        await self.accept()
-        if self.room is None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            return
+        room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"], user=user)
+        if room is None:
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
-        await self.channel_layer.group_add(room_group(self.room.pk), self.channel_name)
+        if _connections[user.pk] >= settings.CHAT_MAX_CONNECTIONS_PER_USER:
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self.room = room
+        _connections[user.pk] += 1
+        await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
+        await self.accept()
         services.reply_watchdog_start()
 
     async def disconnect(self, code: int) -> None:
-        if self.room is not None:
-            await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        if self.room is None:
+            return
+        user_id = self.scope["user"].pk
+        _connections[user_id] -= 1
+        if _connections[user_id] <= 0:
+            del _connections[user_id]
+        await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -72,13 +94,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """A fragment broadcast to the room: forward it unchanged."""
         await self.send(text_data=event["html"])
 
+    async def chat_member_removed(self, event: dict[str, Any]) -> None:
+        if event["user_id"] == self.scope["user"].pk:
+            await self.close(code=CLOSE_REMOVED)
+
     async def _send_message(self, frame: dict[str, Any]) -> None:
         form = MessageForm(data={"content": frame["content"]})
         if not form.is_valid():
             await self.send(text_data=rendering.composer(room=self.room, form=form))
             return
         try:
-            await services.message_send(room=self.room, content=form.cleaned_data["content"])
+            await services.message_send(
+                room=self.room, author=self.scope["user"], content=form.cleaned_data["content"]
+            )
+        except services.RateLimited as limited:
+            error = _("You are sending messages too fast. Try again in %(seconds)d seconds.") % {
+                "seconds": math.ceil(limited.retry_after)
+            }
+            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            return
         except services.RoomBusy:
             error = _("Wait for the current reply to finish, then send again.")
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))

@@ -39,3 +39,9 @@ class MessageForm(forms.ModelForm):
         content.required = True  # the model allows blank for streaming replies; people may not
         content.validators.append(MaxLengthValidator(limit))
         content.widget.attrs["maxlength"] = str(limit)
+
+
+class MemberForm(forms.Form):
+    """Share a room with another user."""
+
+    username = forms.CharField(label=_("Username"), max_length=150)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -12,6 +13,17 @@ class TimestampedModel(models.Model):
 
 
 class Room(TimestampedModel):
+    """A conversation with the model, seen live by its owner and the members they add."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="owned_rooms",
+        verbose_name=_("owner"),
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="shared_rooms", blank=True, verbose_name=_("members")
+    )
     name = models.CharField(_("name"), max_length=100)
     system_prompt = models.TextField(
         _("system prompt"),
@@ -44,6 +56,10 @@ class Message(TimestampedModel):
         INTERRUPTED = "interrupted", _("Interrupted")
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # Who wrote a user message; replies have none.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)

@@ -1,22 +1,50 @@
 """Reads. Views and consumers ask these; nothing here writes."""
 
-from django.db.models import Count, F, Max, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from chat.models import Message, Room
 
+AnyUser = AbstractBaseUser | AnonymousUser
 
-def room_list() -> QuerySet[Room]:
-    """Rooms, most recently active first; a new room counts as active when created."""
-    return Room.objects.annotate(
-        message_count=Count("messages"),
-        last_message_at=Max("messages__created_at"),
-        last_activity=Coalesce(F("last_message_at"), F("created_at")),
-    ).order_by("-last_activity", "-pk")
+
+def room_visible(*, user: AnyUser) -> QuerySet[Room]:
+    """The rooms a user may see: their own and those shared with them."""
+    if not user.is_authenticated:
+        return Room.objects.none()
+    return Room.objects.filter(Q(owner=user) | Q(pk__in=user.shared_rooms.values("pk")))
+
+
+def room_list(*, user: AnyUser) -> QuerySet[Room]:
+    """The user's rooms, most recently active first; a new room counts as active when created."""
+    return (
+        room_visible(user=user)
+        .select_related("owner")
+        .annotate(
+            message_count=Count("messages"),
+            last_message_at=Max("messages__created_at"),
+            last_activity=Coalesce(F("last_message_at"), F("created_at")),
+        )
+        .order_by("-last_activity", "-pk")
+    )
+
+
+def room_get(*, pk: int, user: AnyUser) -> Room | None:
+    """The room, if this user may see it; others cannot tell it from a missing one."""
+    return room_visible(user=user).filter(pk=pk).first()
+
+
+async def room_aget(*, pk: int, user: AnyUser) -> Room | None:
+    return await room_visible(user=user).filter(pk=pk).afirst()
+
+
+def room_members(*, room: Room) -> QuerySet:
+    return room.members.order_by("username")
 
 
 def room_messages(*, room: Room) -> QuerySet[Message]:
-    return room.messages.all()
+    return room.messages.select_related("author")
 
 
 def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:
@@ -31,14 +59,10 @@ def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:
     return turns
 
 
-async def room_aget(*, pk: int) -> Room | None:
-    return await Room.objects.filter(pk=pk).afirst()
-
-
 # A page that was away for longer catches up by reloading.
 SYNC_LIMIT = 200
 
 
 def room_messages_after(*, room: Room, after: int) -> list[Message]:
     """What a reconnecting page missed: messages after `after`, oldest first."""
-    return list(room.messages.filter(pk__gt=after)[:SYNC_LIMIT])
+    return list(room_messages(room=room).filter(pk__gt=after)[:SYNC_LIMIT])

@@ -12,13 +12,15 @@ from functools import partial
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import llm, rag, rendering, selectors
-from chat.broadcast import reply_group, room_send, room_send_sync
+from chat import llm, rag, ratelimit, rendering, selectors
+from chat.broadcast import reply_group, room_member_removed_sync, room_send, room_send_sync
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
@@ -28,8 +30,38 @@ class RoomBusy(Exception):
     """The room is still answering its previous message."""
 
 
-def room_create(*, name: str, system_prompt: str = "") -> Room:
-    return Room.objects.create(name=name, system_prompt=system_prompt)
+class RateLimited(Exception):
+    """The user sent too many messages; `retry_after` says for how many seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class MemberError(Exception):
+    """A member could not be added or removed; the message says why."""
+
+
+def room_create(*, owner: AbstractBaseUser, name: str, system_prompt: str = "") -> Room:
+    return Room.objects.create(owner=owner, name=name, system_prompt=system_prompt)
+
+
+def room_member_add(*, room: Room, username: str) -> AbstractBaseUser:
+    """Share the room with another user, by username."""
+    user = get_user_model().objects.filter(username=username.strip()).first()
+    if user is None:
+        raise MemberError(_("There is no user called “%(name)s”.") % {"name": username.strip()})
+    if user.pk == room.owner_id:
+        raise MemberError(_("The owner is always in the room."))
+    room.members.add(user)
+    return user
+
+
+def room_member_remove(*, room: Room, user_id: int) -> None:
+    """Take a member out of the room; their open tabs are closed at once."""
+    with transaction.atomic():
+        room.members.remove(user_id)
+        transaction.on_commit(partial(room_member_removed_sync, room_id=room.pk, user_id=user_id))
 
 
 def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
@@ -101,22 +133,27 @@ async def _watch_for_dead_replies() -> None:
         await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
 
 
-async def message_send(*, room: Room, content: str) -> Message:
+async def message_send(*, room: Room, author: AbstractBaseUser, content: str) -> Message:
     """Save a user's message and start the room's reply to it.
 
-    Raises RoomBusy, saving nothing, while the room's previous reply streams.
+    Raises RateLimited when the author sends too fast, and RoomBusy while the
+    room's previous reply streams; either way nothing is saved.
     """
-    user_message, reply = await database_sync_to_async(_turn_create)(room=room, content=content)
+    if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
+        raise RateLimited(retry_after)
+    user_message, reply = await database_sync_to_async(_turn_create)(
+        room=room, author=author, content=content
+    )
     reply_start(room=room, reply=reply)
     return user_message
 
 
-def _turn_create(*, room: Room, content: str) -> tuple[Message, Message]:
+def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple[Message, Message]:
     reply_recover_stale(room=room)
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
-                room=room, role=Message.Role.USER, content=content
+                room=room, author=author, role=Message.Role.USER, content=content
             )
             # The placeholder claims the room: a second one fails the
             # one_streaming_reply_per_room constraint, in any process.

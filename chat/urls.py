@@ -9,5 +9,11 @@ urlpatterns = [
     path("new/", views.room_new, name="room_new"),
     path("<int:pk>/", views.room_detail, name="room_detail"),
     path("<int:pk>/edit/", views.room_edit, name="room_edit"),
+    path("<int:pk>/members/", views.room_member_add, name="room_member_add"),
+    path(
+        "<int:pk>/members/<int:user_id>/remove/",
+        views.room_member_remove,
+        name="room_member_remove",
+    ),
     path("docs/law/tax/", views.taxlaw_document_list, name="taxlaw_document_list"),
 ]

@@ -1,11 +1,15 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from chat import rag, selectors, services
-from chat.forms import MessageForm, RoomForm
+from chat.forms import MemberForm, MessageForm, RoomForm
 from chat.models import Room
 
 
@@ -15,7 +19,7 @@ class HtmxHttpRequest(HttpRequest):
 
 @require_GET
 def room_list(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "chat/room_list.html", {"rooms": selectors.room_list()})
+    return render(request, "chat/room_list.html", {"rooms": selectors.room_list(user=request.user)})
 
 
 @require_http_methods(["GET", "POST"])
@@ -23,7 +27,7 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
     form = RoomForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            room = services.room_create(**form.cleaned_data)
+            room = services.room_create(owner=request.user, **form.cleaned_data)
             return _go_to(request, room)
         if request.htmx:
             return render(request, "chat/room_form.html#form", {"form": form})
@@ -32,7 +36,7 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = get_object_or_404(Room, pk=pk)
+    room = _room_or_404(request, pk)
     services.reply_recover_stale(room=room)
     return render(
         request,
@@ -43,7 +47,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = get_object_or_404(Room, pk=pk)
+    room = _owned_room(request, pk)
     form = RoomForm(request.POST or None, instance=room)
     if request.method == "POST":
         # ModelForm validation writes the new values onto `room`; the service
@@ -53,7 +57,38 @@ def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             return _go_to(request, room)
         if request.htmx:
             return render(request, "chat/room_form.html#form", {"form": form, "room": room})
-    return render(request, "chat/room_form.html", {"form": form, "room": room})
+    return render(request, "chat/room_form.html", _edit_context(room, form=form))
+
+
+@require_POST
+def room_member_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    room = _owned_room(request, pk)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        try:
+            services.room_member_add(room=room, username=form.cleaned_data["username"])
+        except services.MemberError as exc:
+            form.add_error("username", str(exc))
+        else:
+            form = MemberForm()
+    return _members(request, room, form)
+
+
+@require_POST
+def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpResponse:
+    room = _owned_room(request, pk)
+    services.room_member_remove(room=room, user_id=user_id)
+    return _members(request, room, MemberForm())
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def signup(request: HtmxHttpRequest) -> HttpResponse:
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.save())
+        return redirect("chat:room_list")
+    return render(request, "registration/signup.html", {"form": form})
 
 
 @require_GET
@@ -65,6 +100,37 @@ async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
     else:
         template = "chat/taxlaw_document_list.html"
     return render(request, template, {"search": search})
+
+
+def _room_or_404(request: HtmxHttpRequest, pk: int) -> Room:
+    # Someone else's room is as invisible as a missing one.
+    room = selectors.room_get(pk=pk, user=request.user)
+    if room is None:
+        raise Http404
+    return room
+
+
+def _owned_room(request: HtmxHttpRequest, pk: int) -> Room:
+    room = _room_or_404(request, pk)
+    if room.owner_id != request.user.pk:
+        raise PermissionDenied
+    return room
+
+
+def _edit_context(room: Room, *, form: RoomForm, member_form: MemberForm | None = None) -> dict:
+    return {
+        "room": room,
+        "form": form,
+        "member_form": member_form or MemberForm(),
+        "members": selectors.room_members(room=room),
+    }
+
+
+def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResponse:
+    context = _edit_context(room, form=RoomForm(instance=room), member_form=form)
+    if request.htmx:
+        return render(request, "chat/room_form.html#members", context)
+    return redirect("chat:room_edit", pk=room.pk)
 
 
 def _go_to(request: HtmxHttpRequest, room: Room) -> HttpResponse:

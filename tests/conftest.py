@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.db.models import Max
+from django.test import Client
 
 from chat.models import Message, Room, TaxLawDocument
 from tests.fakeopenai import FakeOpenAI, fake_embedding
@@ -55,6 +58,14 @@ def channels_prefix(redis_url: str) -> str:
     return prefix
 
 
+@pytest.fixture(autouse=True)
+def redis_keys(redis_url: str, settings) -> str:
+    """Our own Redis keys (the rate limit) under a prefix of this test's own."""
+    settings.REDIS_URL = redis_url
+    settings.CHAT_REDIS_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
+    return settings.CHAT_REDIS_PREFIX
+
+
 @pytest.fixture(scope="session")
 def model_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
@@ -71,9 +82,33 @@ def model(model_server: FakeOpenAI, settings) -> FakeOpenAI:
     return model_server
 
 
+PASSWORD = "correct-horse-battery-9"
+
+
 @pytest.fixture
-def room_factory() -> Callable[..., Room]:
+def user_factory(django_user_model) -> Callable[..., AbstractBaseUser]:
+    def make(username: str = "alice", **kwargs) -> AbstractBaseUser:
+        return django_user_model.objects.create_user(username=username, password=PASSWORD, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def user(user_factory) -> AbstractBaseUser:
+    return user_factory("alice")
+
+
+@pytest.fixture
+def client(client, user):
+    """pytest-django's test client, logged in as `user`."""
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def room_factory(user) -> Callable[..., Room]:
     def make(name: str = "Test room", system_prompt: str = "", **kwargs) -> Room:
+        kwargs.setdefault("owner", user)
         return Room.objects.create(name=name, system_prompt=system_prompt, **kwargs)
 
     return make
@@ -123,18 +158,28 @@ def taxlaw_sample() -> list[TaxLawDocument]:
     return list(TaxLawDocument.objects.order_by("pk"))
 
 
+def session_cookie(user: AbstractBaseUser) -> tuple[bytes, bytes]:
+    """The Cookie header of a browser logged in as `user`."""
+    browser = Client()
+    browser.force_login(user)
+    return (b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode())
+
+
 @pytest_asyncio.fixture
-async def connect() -> AsyncIterator[Callable[..., Awaitable[WebsocketCommunicator]]]:
-    """Open websockets to the full ASGI application; all are closed afterwards."""
+async def connect(user) -> AsyncIterator[Callable[..., Awaitable[WebsocketCommunicator]]]:
+    """Open websockets to the full ASGI application, as `user` unless told otherwise."""
     from config.asgi import application
 
     opened: list[WebsocketCommunicator] = []
 
-    async def open_socket(path: str, *, origin: tuple[bytes, bytes] = ORIGIN):
-        communicator = WebsocketCommunicator(application, path, headers=[origin])
+    async def open_socket(
+        path: str, *, as_user: AbstractBaseUser | None = None, origin: tuple = ORIGIN
+    ) -> WebsocketCommunicator:
+        cookie = await sync_to_async(session_cookie)(as_user or user)
+        communicator = WebsocketCommunicator(application, path, headers=[origin, cookie])
         opened.append(communicator)
-        connected, _ = await communicator.connect()
-        assert connected, f"websocket to {path} was refused"
+        connected, code = await communicator.connect()
+        assert connected, f"websocket to {path} was refused with {code}"
         return communicator
 
     yield open_socket

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +50,10 @@ def running_stack(
         "OPENAI_BASE_URL": model_url,
         "OPENAI_MODEL": "test-model",
         "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        # Production settings, over plain HTTP on loopback.
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         **settings,
     }
@@ -68,16 +73,50 @@ def browser_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-async def create_room(session: aiohttp.ClientSession, server: DaphneServer, name: str) -> int:
-    async with session.get(f"{server.http_url}/chat/new/") as response:
-        assert response.status == 200
+async def post_form(
+    session: aiohttp.ClientSession,
+    server: DaphneServer,
+    path: str,
+    data: dict[str, str],
+    *,
+    htmx: bool = False,
+) -> aiohttp.ClientResponse:
+    """GET the page for its CSRF cookie, then POST the form, as a browser does."""
+    url = f"{server.http_url}{path}"
+    async with session.get(url) as response:
+        assert response.status == 200, response.status
     token = session.cookie_jar.filter_cookies(URL(server.http_url))["csrftoken"].value
-    async with session.post(
-        f"{server.http_url}/chat/new/",
-        data={"name": name, "system_prompt": "", "csrfmiddlewaretoken": token},
-        headers={"HX-Request": "true", "Referer": f"{server.http_url}/chat/new/"},
-    ) as response:
-        return int(response.headers["HX-Redirect"].strip("/").split("/")[-1])
+    headers = {"Referer": url} | ({"HX-Request": "true"} if htmx else {})
+    return await session.post(
+        url,
+        data={**data, "csrfmiddlewaretoken": token},
+        headers=headers,
+        allow_redirects=False,
+    )
+
+
+async def sign_up(session: aiohttp.ClientSession, server: DaphneServer) -> str:
+    """Create an account through the sign-up page; the session is then logged in."""
+    username = f"user-{uuid.uuid4().hex[:8]}"
+    password = "correct-horse-battery-9"
+    response = await post_form(
+        session,
+        server,
+        "/accounts/signup/",
+        {"username": username, "password1": password, "password2": password},
+    )
+    assert response.status == 302, await response.text()
+    return username
+
+
+async def create_room(session: aiohttp.ClientSession, server: DaphneServer, name: str) -> int:
+    """Create a room as the session's user, signing a new user up if there is none yet."""
+    if "sessionid" not in session.cookie_jar.filter_cookies(URL(server.http_url)):
+        await sign_up(session, server)
+    response = await post_form(
+        session, server, "/chat/new/", {"name": name, "system_prompt": ""}, htmx=True
+    )
+    return int(response.headers["HX-Redirect"].strip("/").split("/")[-1])
 
 
 async def open_socket(

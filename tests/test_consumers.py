@@ -7,8 +7,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from chat import services
 from chat.models import Message
 from config.asgi import application
+from tests.conftest import ORIGIN, session_cookie
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in, receive_until, reply_finished
 
@@ -161,13 +163,77 @@ async def test_catch_up_sends_what_the_page_missed(room, connect, message_factor
     assert await tab.receive_nothing(timeout=0.2)
 
 
-async def test_unknown_room_is_closed_with_a_clear_code():
-    communicator = WebsocketCommunicator(
-        application, "/ws/chat/999/", headers=[(b"origin", b"http://localhost")]
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4404}
+async def refused_with(path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """Open a socket that must be refused before accept; returns the close code."""
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect()
+    assert not connected, "the handshake should have been refused"
+    return code
+
+
+async def test_unknown_room_is_refused_with_a_clear_code(user):
+    cookie = await sync_to_async(session_cookie)(user)
+    assert await refused_with("/ws/chat/999/", [ORIGIN, cookie]) == 4404
+
+
+async def test_anonymous_sockets_are_refused(room):
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN]) == 4401
+
+
+async def test_a_non_member_is_refused_like_an_unknown_room(room, user_factory):
+    mallory = await sync_to_async(user_factory)("mallory")
+    cookie = await sync_to_async(session_cookie)(mallory)
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4404
+
+
+async def test_members_see_the_room_live(room, connect, model, user_factory):
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    model.queue(Reply("A reply both of you see.", tokens_per_second=50))
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await bob_tab.send_to(text_data=send("Bob asks"))
+    for tab in (alice_tab, bob_tab):
+        frames = await receive_until(tab, reply_finished)
+        shown = [m for f in frames for m in messages_in(f)]
+        assert '<span class="message__author">bob</span>' in shown[0].html
+        assert shown[-1].text == "A reply both of you see."
+
+
+async def test_a_removed_member_is_disconnected_at_once(room, connect, user_factory):
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+
+    await sync_to_async(services.room_member_remove)(room=room, user_id=bob.pk)
+
+    assert await bob_tab.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+    assert await alice_tab.receive_nothing(timeout=0.3)
+    cookie = await sync_to_async(session_cookie)(bob)
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4404
+
+
+async def test_connections_per_user_are_bounded(room, connect, user, settings):
+    settings.CHAT_MAX_CONNECTIONS_PER_USER = 2
+    await connect(f"/ws/chat/{room.pk}/")
+    second = await connect(f"/ws/chat/{room.pk}/")
+    cookie = await sync_to_async(session_cookie)(user)
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4429
+    await second.disconnect()
+    assert await connect(f"/ws/chat/{room.pk}/"), "a closed socket frees its place"
+
+
+async def test_sending_too_fast_gets_a_notice(room, connect, model, settings):
+    settings.CHAT_RATE_LIMIT = 1
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("one"))
+    await receive_until(tab, reply_finished)
+    await tab.send_to(text_data=send("two"))
+    notice = await receive_until(tab, lambda f: 'id="composer"' in f and "too fast" in f)
+    assert "You are sending messages too fast. Try again in" in notice[-1]
+    assert "two" in notice[-1], "the text stays in the composer"
+    assert [r[2] for r in await rows(room) if r[0] == "user"] == ["one"]
 
 
 async def test_cross_site_handshake_is_refused(room):

@@ -16,6 +16,7 @@ from itertools import pairwise
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import Stack, browser_session, create_room, frames_until, open_socket, running_stack
@@ -264,7 +265,7 @@ async def reconnect(session, server, room_id, attempts: int = 50):
     raise AssertionError("the server never accepted a connection again")
 
 
-def stalled_client(server, room_id: int) -> socket.socket:
+def stalled_client(server, room_id: int, cookies: str) -> socket.socket:
     """A websocket client that completes the handshake, then never reads again."""
     sock = socket.socket()
     # A tiny receive window, so the server's writes back up at once.
@@ -275,7 +276,7 @@ def stalled_client(server, room_id: int) -> socket.socket:
         (
             f"GET /ws/chat/{room_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.http_url}\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.http_url}\r\nCookie: {cookies}\r\n\r\n"
         ).encode()
     )
     assert sock.recv(4096).startswith(b"HTTP/1.1 101")
@@ -295,7 +296,10 @@ async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url,
         (server,) = stack.servers
         async with browser_session() as session:
             room_id = await create_room(session, server, "Stalled")
-            stalled = stalled_client(server, room_id)
+            jar = session.cookie_jar.filter_cookies(URL(server.http_url))
+            stalled = stalled_client(
+                server, room_id, "; ".join(f"{k}={v.value}" for k, v in jar.items())
+            )
             tab = await open_socket(session, server, room_id)
             started = time.monotonic()
             await tab.send_str(send("a long one"))

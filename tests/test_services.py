@@ -29,9 +29,14 @@ async def next_html(channel: str) -> str:
 
 
 @pytest.mark.django_db
-def test_room_create():
-    room = services.room_create(name="New", system_prompt="Be kind.")
-    assert (room.name, room.system_prompt, str(room)) == ("New", "Be kind.", "New")
+def test_room_create(user):
+    room = services.room_create(owner=user, name="New", system_prompt="Be kind.")
+    assert (room.owner, room.name, room.system_prompt, str(room)) == (
+        user,
+        "New",
+        "Be kind.",
+        "New",
+    )
 
 
 @pytest.mark.asyncio
@@ -74,9 +79,9 @@ def test_recovery_marks_only_stale_streaming_replies_interrupted(room_factory, s
 async def test_a_second_turn_while_replying_saves_nothing(room_factory, model):
     room = await sync_to_async(room_factory)()
     model.queue(Reply("one two three four five six", tokens_per_second=20))
-    await services.message_send(room=room, content="first")
+    await services.message_send(room=room, author=room.owner, content="first")
     with pytest.raises(services.RoomBusy):
-        await services.message_send(room=room, content="second")
+        await services.message_send(room=room, author=room.owner, content="second")
     assert await Message.objects.filter(room=room).acount() == 2
     await asyncio.gather(*services._reply_tasks)
     assert [
@@ -95,7 +100,7 @@ async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, mode
     chunks = tuple(f"w{i} " for i in range(60))
     model.queue(Reply(chunks=chunks, tokens_per_second=200))  # ~0.3 s of tokens
     channel = await listen(room.pk)
-    await services.message_send(room=room, content="go")
+    await services.message_send(room=room, author=room.owner, content="go")
 
     updates = []
     while not updates or updates[-1].status == "streaming":
@@ -114,7 +119,7 @@ async def test_partial_text_is_saved_while_streaming(room_factory, model, settin
     settings.CHAT_SAVE_INTERVAL = 0.2
     room = await sync_to_async(room_factory)()
     model.queue(Reply(chunks=tuple(f"p{i} " for i in range(30)), tokens_per_second=30))
-    await services.message_send(room=room, content="go")
+    await services.message_send(room=room, author=room.owner, content="go")
     await asyncio.sleep(0.6)
     reply = await Message.objects.aget(room=room, role="assistant")
     assert reply.status == "streaming"
@@ -128,8 +133,61 @@ async def test_a_reply_whose_history_was_cleared_stops_quietly(room_factory, mod
     settings.CHAT_SAVE_INTERVAL = 0.05
     room = await sync_to_async(room_factory)(system_prompt="old")
     model.queue(Reply(chunks=tuple(f"x{i} " for i in range(100)), tokens_per_second=50))
-    await services.message_send(room=room, content="go")
+    await services.message_send(room=room, author=room.owner, content="go")
     await asyncio.sleep(0.3)
     await sync_to_async(services.room_update)(room=room, name=room.name, system_prompt="new")
     await asyncio.wait_for(asyncio.gather(*services._reply_tasks), 2)
     assert await Message.objects.filter(room=room).acount() == 0
+
+
+@pytest.mark.django_db
+def test_members_are_added_by_username_and_not_twice(room_factory, user_factory):
+    room = room_factory()
+    bob = user_factory("bob")
+    assert services.room_member_add(room=room, username=" bob ") == bob
+    services.room_member_add(room=room, username="bob")
+    assert list(room.members.all()) == [bob]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("username", "error"),
+    [
+        ("nobody", "There is no user called “nobody”."),
+        ("alice", "The owner is always in the room."),
+    ],
+)
+def test_adding_a_member_can_fail_with_a_reason(room_factory, username, error):
+    room = room_factory()
+    with pytest.raises(services.MemberError, match=error):
+        services.room_member_add(room=room, username=username)
+    assert room.members.count() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_removing_a_member_tells_the_room(room_factory, user_factory):
+    room = await sync_to_async(room_factory)()
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    layer = get_channel_layer()
+    channel = await listen(room.pk)
+
+    await sync_to_async(services.room_member_remove)(room=room, user_id=bob.pk)
+
+    event = await asyncio.wait_for(layer.receive(channel), 5)
+    assert event == {"type": "chat.member_removed", "user_id": bob.pk}
+    assert await room.members.acount() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_sending_too_fast_is_refused_and_saves_nothing(room_factory, model, settings):
+    settings.CHAT_RATE_LIMIT = 1
+    room = await sync_to_async(room_factory)()
+    await services.message_send(room=room, author=room.owner, content="first")
+    await asyncio.gather(*services._reply_tasks)
+    with pytest.raises(services.RateLimited) as limited:
+        await services.message_send(room=room, author=room.owner, content="second")
+    assert 0 < limited.value.retry_after <= settings.CHAT_RATE_WINDOW
+    assert await Message.objects.filter(room=room).acount() == 2

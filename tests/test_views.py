@@ -1,7 +1,10 @@
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from django.urls import reverse
 
 from chat.models import Message, Room
+from tests.conftest import PASSWORD
 from tests.fakeopenai import fake_embedding
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +216,151 @@ def test_a_reply_shows_its_sources(client, room_factory, message_factory):
     assert 'class="message__sources"' in html
     link = '<a href="https://taxlaw.example/7" target="_blank" rel="noopener noreferrer">'
     assert f"{link}소득46011-364</a> 퇴직금의 소득구분" in html
+
+
+# Accounts and access.
+
+ROOM_ROUTES = ["chat:room_detail", "chat:room_edit"]
+
+
+@pytest.fixture
+def bob(user_factory):
+    return user_factory("bob")
+
+
+@pytest.fixture
+def as_bob(bob):
+    browser = Client()
+    browser.force_login(bob)
+    return browser
+
+
+@pytest.mark.parametrize("path", ["/", "/chat/", "/chat/new/", "/chat/1/", "/chat/docs/law/tax/"])
+def test_every_page_needs_a_login(path):
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_sign_up_logs_the_new_user_in():
+    browser = Client()
+    response = browser.post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response.status_code == 302 and response["Location"] == "/chat/"
+    assert browser.get("/chat/").context["user"].username == "carol"
+
+
+def test_sign_up_with_mismatched_passwords_shows_the_error():
+    response = Client().post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": PASSWORD, "password2": PASSWORD + "x"},
+    )
+    assert "The two password fields didn’t match." in response.content.decode()
+    assert not get_user_model().objects.filter(username="carol").exists()
+
+
+def test_log_in_and_out(user):
+    browser = Client()
+    response = browser.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/chat/"
+    assert "Log out" in browser.get("/chat/").content.decode()
+    browser.post("/accounts/logout/")
+    assert browser.get("/chat/").status_code == 302
+
+
+def test_new_rooms_belong_to_their_creator(client, user):
+    client.post("/chat/new/", {"name": "Mine"})
+    assert Room.objects.get().owner == user
+
+
+def test_non_members_see_no_room_in_their_list(room_factory, as_bob):
+    room_factory(name="Alice's secret room")
+    assert "Alice&#x27;s secret room" not in as_bob.get("/chat/").content.decode()
+
+
+@pytest.mark.parametrize("route", ROOM_ROUTES)
+def test_non_members_get_404_for_a_rooms_pages(room_factory, as_bob, route):
+    room = room_factory()
+    assert as_bob.get(reverse(route, args=[room.pk])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("route", "data"),
+    [
+        ("chat:room_edit", {"name": "Taken", "system_prompt": ""}),
+        ("chat:room_member_add", {"username": "bob"}),
+    ],
+)
+def test_non_members_cannot_change_a_room(room_factory, as_bob, route, data):
+    room = room_factory(name="Alice's")
+    assert as_bob.post(reverse(route, args=[room.pk]), data).status_code == 404
+    room.refresh_from_db()
+    assert (room.name, room.members.count()) == ("Alice's", 0)
+
+
+def test_a_shared_room_is_listed_and_opens_for_the_member(room_factory, bob, as_bob):
+    room = room_factory(name="Shared room")
+    room.members.add(bob)
+    assert "Shared room" in as_bob.get("/chat/").content.decode()
+    html = as_bob.get(room.get_absolute_url()).content.decode()
+    assert f'ws-connect="/ws/chat/{room.pk}/"' in html
+    assert "Edit and share" not in html, "only the owner edits"
+
+
+def test_members_may_not_edit_or_share(room_factory, bob, as_bob):
+    room = room_factory()
+    room.members.add(bob)
+    assert as_bob.get(reverse("chat:room_edit", args=[room.pk])).status_code == 403
+    response = as_bob.post(reverse("chat:room_member_add", args=[room.pk]), {"username": "bob"})
+    assert response.status_code == 403
+
+
+def test_the_owner_shares_and_unshares_through_htmx(client, room_factory, bob):
+    room = room_factory()
+    response = client.post(
+        reverse("chat:room_member_add", args=[room.pk]), {"username": "bob"}, **HTMX
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="members"') and "bob" in html
+    assert list(room.members.all()) == [bob]
+
+    response = client.post(reverse("chat:room_member_remove", args=[room.pk, bob.pk]), **HTMX)
+    assert "Only you, for now." in response.content.decode()
+    assert room.members.count() == 0
+
+
+def test_sharing_with_an_unknown_user_says_so(client, room_factory):
+    room = room_factory()
+    response = client.post(
+        reverse("chat:room_member_add", args=[room.pk]), {"username": "nobody"}, **HTMX
+    )
+    assert "There is no user called “nobody”." in response.content.decode()
+    assert room.members.count() == 0
+
+
+def test_messages_show_their_author(client, room_factory, message_factory, user):
+    room = room_factory()
+    message_factory(room, "hello", author=user)
+    assert (
+        '<span class="message__author">alice</span>'
+        in client.get(room.get_absolute_url()).content.decode()
+    )
+
+
+def test_the_admin_lists_rooms_and_messages(room_factory, message_factory, user_factory):
+    admin = user_factory("root", is_staff=True, is_superuser=True)
+    room = room_factory(name="Audited room")
+    message_factory(room, "audited message")
+    browser = Client()
+    browser.force_login(admin)
+    assert "Audited room" in browser.get("/admin/chat/room/").content.decode()
+    assert "audited message" in browser.get("/admin/chat/message/").content.decode()
+
+
+def test_the_api_key_is_never_rendered(client, room_factory, settings):
+    settings.OPENAI_API_KEY = "sk-secret-never-shown"
+    room = room_factory()
+    for path in ["/chat/", room.get_absolute_url(), reverse("chat:room_edit", args=[room.pk])]:
+        assert "sk-secret-never-shown" not in client.get(path).content.decode()

@@ -1,0 +1,45 @@
+"""Per-user message rate limit, counted in Redis so it holds across processes.
+
+A fixed window per user: at most CHAT_RATE_LIMIT messages every
+CHAT_RATE_WINDOW seconds. Without REDIS_URL (one local process) the count is
+kept in memory instead.
+"""
+
+import asyncio
+import math
+import time
+
+import redis.asyncio as redis
+from django.conf import settings
+
+_clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
+_local_counts: dict[str, int] = {}
+
+
+async def message_rate_hit(*, user_id: int) -> float:
+    """Count one message; returns 0 if allowed, else the seconds until the next is."""
+    window = settings.CHAT_RATE_WINDOW
+    now = time.time()
+    start = math.floor(now / window) * window
+    key = f"{settings.CHAT_REDIS_PREFIX}:rate:{user_id}:{start}"
+    count = await _increment(key, expire=math.ceil(window))
+    if count <= settings.CHAT_RATE_LIMIT:
+        return 0.0
+    return start + window - now
+
+
+async def _increment(key: str, *, expire: int) -> int:
+    if not settings.REDIS_URL:
+        _local_counts[key] = _local_counts.get(key, 0) + 1
+        return _local_counts[key]
+    async with _client().pipeline(transaction=True) as pipe:
+        count, _ = await pipe.incr(key).expire(key, expire).execute()
+    return count
+
+
+def _client() -> redis.Redis:
+    # redis-py's asyncio pool belongs to the loop that made it.
+    loop = asyncio.get_running_loop()
+    if loop not in _clients:
+        _clients[loop] = redis.Redis.from_url(settings.REDIS_URL)
+    return _clients[loop]

@@ -1,0 +1,43 @@
+"""Production settings, checked by Django itself in a fresh process."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+from tests.servers import ROOT
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_documented_production_environment_passes_check_deploy():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_debug_off_refuses_the_public_development_key():
+    result = manage("check", env={"DJANGO_DEBUG": "false"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set: the development key is public" in result.stderr
+
+
+def test_local_defaults_run_without_any_configuration():
+    result = manage("check", env={})
+    assert result.returncode == 0, result.stderr
