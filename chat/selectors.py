@@ -1,5 +1,8 @@
 """Reads. Views and consumers ask these; nothing here writes."""
 
+from dataclasses import dataclass
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -45,6 +48,22 @@ def room_members(*, room: Room) -> QuerySet:
 
 def room_messages(*, room: Room) -> QuerySet[Message]:
     return room.messages.select_related("author")
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]  # oldest first
+    has_earlier: bool
+
+
+def room_messages_page(*, room: Room, before: int | None = None) -> MessagePage:
+    """The newest CHAT_PAGE_SIZE messages (before a message id, if given): two queries at most."""
+    size = settings.CHAT_PAGE_SIZE
+    newest = room_messages(room=room).order_by("-pk")
+    if before is not None:
+        newest = newest.filter(pk__lt=before)
+    found = list(newest[: size + 1])
+    return MessagePage(messages=found[:size][::-1], has_earlier=len(found) > size)
 
 
 def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:

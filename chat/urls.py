@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.room_new, name="room_new"),
     path("<int:pk>/", views.room_detail, name="room_detail"),
     path("<int:pk>/edit/", views.room_edit, name="room_edit"),
+    path("<int:pk>/messages/", views.room_messages_earlier, name="room_messages_earlier"),
     path("<int:pk>/members/", views.room_member_add, name="room_member_add"),
     path(
         "<int:pk>/members/<int:user_id>/remove/",

@@ -2,7 +2,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -41,8 +41,20 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "chat/room_detail.html",
-        {"room": room, "messages": selectors.room_messages(room=room), "form": MessageForm()},
+        {"room": room, "page": selectors.room_messages_page(room=room), "form": MessageForm()},
     )
+
+
+@require_GET
+def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The page of messages before `before`, swapped in over the "Show earlier" button."""
+    room = _room_or_404(request, pk)
+    try:
+        before = int(request.GET["before"])
+    except (KeyError, ValueError):
+        return HttpResponseBadRequest("?before=<message id> is required")
+    page = selectors.room_messages_page(room=room, before=before)
+    return render(request, "chat/room_detail.html#page", {"room": room, "page": page})
 
 
 @require_http_methods(["GET", "POST"])

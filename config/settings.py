@@ -165,6 +165,8 @@ OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=60.0)
 
 # Chat behaviour.
 CHAT_MESSAGE_MAX_LENGTH = env.int("CHAT_MESSAGE_MAX_LENGTH", default=8000)
+# A room page shows this many of its newest messages; older ones load on demand.
+CHAT_PAGE_SIZE = env.int("CHAT_PAGE_SIZE", default=50)
 # Each user may send CHAT_RATE_LIMIT messages every CHAT_RATE_WINDOW seconds.
 CHAT_RATE_LIMIT = env.int("CHAT_RATE_LIMIT", default=20)
 CHAT_RATE_WINDOW = env.float("CHAT_RATE_WINDOW", default=60.0)

@@ -1,6 +1,8 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chat.models import Message, Room
@@ -364,3 +366,59 @@ def test_the_api_key_is_never_rendered(client, room_factory, settings):
     room = room_factory()
     for path in ["/chat/", room.get_absolute_url(), reverse("chat:room_edit", args=[room.pk])]:
         assert "sk-secret-never-shown" not in client.get(path).content.decode()
+
+
+# Long rooms.
+
+
+def make_messages(room, count: int) -> list[Message]:
+    return Message.objects.bulk_create(
+        Message(room=room, role=Message.Role.USER, content=f"message {i}") for i in range(count)
+    )
+
+
+def test_a_long_room_shows_its_newest_page_and_loads_earlier_ones_on_demand(
+    client, room_factory, settings
+):
+    settings.CHAT_PAGE_SIZE = 50
+    room = room_factory()
+    made = make_messages(room, 120)
+
+    html = client.get(room.get_absolute_url()).content.decode()
+    assert "message 119" in html and "message 70<" in html and "message 69<" not in html
+    earlier = reverse("chat:room_messages_earlier", args=[room.pk])
+    assert f'hx-get="{earlier}?before={made[70].pk}"' in html
+
+    page = client.get(f"{earlier}?before={made[70].pk}", **HTMX).content.decode()
+    assert "<html" not in page
+    assert "message 20<" in page and "message 69<" in page and "message 19<" not in page
+    assert f"?before={made[20].pk}" in page
+
+    last = client.get(f"{earlier}?before={made[20].pk}", **HTMX).content.decode()
+    assert "message 0<" in last and "Show earlier messages" not in last
+
+
+def test_the_room_page_costs_the_same_queries_however_long_the_room(
+    client, room_factory, django_assert_num_queries
+):
+    short, long = room_factory(), room_factory()
+    make_messages(short, 5)
+    make_messages(long, 1000)
+    client.get(short.get_absolute_url())  # warm the session and caches
+    with CaptureQueriesContext(connection) as short_queries:
+        client.get(short.get_absolute_url())
+    with django_assert_num_queries(len(short_queries)):
+        client.get(long.get_absolute_url())
+
+
+def test_earlier_messages_need_a_message_id(client, room_factory):
+    room = room_factory()
+    url = reverse("chat:room_messages_earlier", args=[room.pk])
+    assert client.get(url).status_code == 400
+    assert client.get(f"{url}?before=x").status_code == 400
+
+
+def test_earlier_messages_of_someone_elses_room_are_404(room_factory, as_bob):
+    room = room_factory()
+    url = reverse("chat:room_messages_earlier", args=[room.pk])
+    assert as_bob.get(f"{url}?before=999").status_code == 404
