@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, StorageState, sync_playwright
 
 from tests.fakeopenai import FakeOpenAI
 from tests.servers import DaphneServer, migrate
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1100, "height": 750}
+PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +76,52 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def context(browser: Browser, app_server: DaphneServer) -> Iterator[BrowserContext]:
-    """A fresh profile: its tabs share cookies, like one person's browser."""
-    context = browser.new_context(base_url=app_server.http_url, viewport=VIEWPORT, locale="en-US")
-    errors: list[str] = []
-    context.on("weberror", lambda error: errors.append(str(error.error)))
-    yield context
+@pytest.fixture(scope="module")
+def signed_in(browser: Browser, app_server: DaphneServer) -> StorageState:
+    """The cookies of someone who signed up through the page, shared by the module's tests."""
+    context = browser.new_context(base_url=app_server.http_url)
+    page = context.new_page()
+    page.goto("/accounts/signup/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r"/chat/$"))
+    state = context.storage_state()
     context.close()
-    assert errors == [], "the page raised JavaScript errors"
+    return state
+
+
+@pytest.fixture
+def new_context(
+    browser: Browser, app_server: DaphneServer, signed_in: StorageState
+) -> Iterator[Callable[..., BrowserContext]]:
+    """Make fresh browser profiles, signed in; JavaScript errors in their pages fail the test."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def make(**options: Any) -> BrowserContext:
+        defaults = {
+            "base_url": app_server.http_url,
+            "viewport": VIEWPORT,
+            "locale": "en-US",
+            "storage_state": signed_in,
+        }
+        context = browser.new_context(**(defaults | options))
+        context.on("weberror", lambda error: errors.append(str(error.error)))
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert errors == [], "a page raised JavaScript errors"
+
+
+@pytest.fixture
+def context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
+    """One person's browser: its tabs share cookies."""
+    return new_context()
 
 
 @pytest.fixture

@@ -65,7 +65,9 @@ def test_both_tabs_see_the_message_and_watch_the_reply_grow(
     send(page, "Tell me forty words")
 
     for tab in (page, other):
-        expect(tab.locator("#messages .message--user")).to_have_text("Tell me forty words")
+        expect(tab.locator("#messages .message--user .message__body")).to_have_text(
+            "Tell me forty words"
+        )
         expect(last_reply(tab)).to_have_attribute("data-status", "complete", timeout=10_000)
         expect(last_reply(tab).locator(".message__body")).to_have_text(text)
     growing = {n for n in other.evaluate("window.seenLengths") if 0 < n < len(text)}
@@ -170,3 +172,37 @@ def test_page_follows_a_streaming_reply_unless_the_reader_scrolled_up(
     assert after["height"] > reading["height"]
     assert after["top"] == reading["top"], "the page must not jump while the reader reads"
     expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+
+
+FOCUSED = """() => {
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    const ring = getComputedStyle(el.closest("#composer") || el);
+    return {
+        name: el.getAttribute("aria-label") || el.id || el.textContent.trim(),
+        visible: style.outlineStyle !== "none" || ring.boxShadow !== "none",
+    };
+}"""
+
+
+def test_keyboard_alone_reaches_everything_in_order_with_visible_focus(
+    page: Page, room: str, model: FakeOpenAI
+):
+    model.queue(Reply("Typed without a mouse."))
+    page.locator("body").click(position={"x": 1, "y": 300})
+    stops = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED))
+    names = [stop["name"] for stop in stops]
+    expected = ["Live Chat", "Log out", "Edit and share", "Messages", "id_content", "Send"]
+    assert [n for n in names if n in expected][: len(expected)] == expected, names
+    assert all(stop["visible"] for stop in stops if stop["name"] in expected), stops
+
+    # Back to the composer, then type and send with the keyboard alone.
+    while page.evaluate(FOCUSED)["name"] != "id_content":
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.type("Hello from the keyboard")
+    page.keyboard.press("Enter")
+    expect(last_reply(page).locator(".message__body")).to_have_text("Typed without a mouse.")
+    assert page.evaluate(FOCUSED)["name"] == "id_content", "focus stays in the composer"
