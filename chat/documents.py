@@ -2,7 +2,7 @@
 
 django-pyhub-rag stores them in a sqlite-vec vec0 virtual table on SQLite and
 in a pgvector halfvec column with an HNSW index on PostgreSQL; the class is
-chosen from the database engine, and each backend has its own migrations.
+chosen from the database engine (so the table has a migration per backend).
 Embeddings always come from chat.llm, so they use the chat's OpenAI-compatible
 server, read from the settings at call time.
 """
@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django_lifecycle import AFTER_DELETE, AFTER_SAVE, hook
 
 from chat import llm
 
@@ -122,25 +121,28 @@ else:
     from pyhub.rag.models.sqlite import SQLiteVectorDocument, SQLiteVectorDocumentQuerySet
 
     class TaxLawDocumentQuerySet(SQLiteVectorDocumentQuerySet):
-        # vec0 virtual tables take no triggers, so the writes that bypass the
-        # model's hooks rebuild the keyword index themselves.
+        # vec0 virtual tables take no triggers, so every write keeps the keyword
+        # index in step itself, in the same transaction.
 
         def bulk_create(self, objs, *args, **kwargs):
             with transaction.atomic(using=self.db):
                 created = super().bulk_create(objs, *args, **kwargs)
-                keyword_index_rebuild(using=self.db)
+                pks = [document.pk for document in created]
+                keyword_index_update(pks=None if None in pks else pks, using=self.db)
             return created
 
         def update(self, **kwargs):
             with transaction.atomic(using=self.db):
+                pks = list(self.values_list("pk", flat=True))
                 count = super().update(**kwargs)
-                keyword_index_rebuild(using=self.db)
+                keyword_index_update(pks=pks, using=self.db)
             return count
 
         def delete(self):
             with transaction.atomic(using=self.db):
+                pks = list(self.values_list("pk", flat=True))
                 deleted = super().delete()
-                keyword_index_rebuild(using=self.db)
+                keyword_index_update(pks=pks, using=self.db)
             return deleted
 
     class TaxLawDocument(TaxLawDocumentMixin, SQLiteVectorDocument):
@@ -150,23 +152,38 @@ else:
 
         objects = TaxLawDocumentQuerySet.as_manager()
 
-        @hook(AFTER_SAVE)
-        @hook(AFTER_DELETE)
-        def on_keyword_text_changed(self) -> None:
-            keyword_index_rebuild(using=self._state.db or "default")
+        def save(self, *args, **kwargs) -> None:
+            using = kwargs.get("using") or self._state.db or "default"
+            with transaction.atomic(using=using):
+                super().save(*args, **kwargs)
+                keyword_index_update(pks=None if self.pk is None else [self.pk], using=using)
 
-    def keyword_index_rebuild(*, using: str = "default") -> None:
-        """Reindex every document. Documents change by bulk loads, and a full
-        rebuild of the 1000-document dataset takes a fraction of a second, so
-        this is simpler than tracking rows (vec0 inserts return no primary key)."""
+        def delete(self, *args, **kwargs):
+            using = kwargs.get("using") or self._state.db or "default"
+            pk = self.pk
+            with transaction.atomic(using=using):
+                deleted = super().delete(*args, **kwargs)
+                keyword_index_update(pks=[pk], using=using)
+            return deleted
+
+    def keyword_index_update(*, pks: list[int] | None, using: str = "default") -> None:
+        """Reindex the documents `pks`, or every document when they are unknown:
+        vec0 inserts do not report the new rows' primary keys. Reindexing all of
+        the 1000-document dataset takes a few seconds, once per load."""
+        documents = TaxLawDocument.objects.using(using)
+        if pks is not None:
+            documents = documents.filter(pk__in=pks)
         rows = [
             (pk, *TaxLawDocument(page_content=page_content).keyword_text())
-            for pk, page_content in TaxLawDocument.objects.using(using).values_list(
-                "pk", "page_content"
-            )
+            for pk, page_content in documents.values_list("pk", "page_content")
         ]
         with connections[using].cursor() as cursor:
-            cursor.execute(f"DELETE FROM {KEYWORD_INDEX}")
+            if pks is None:
+                cursor.execute(f"DELETE FROM {KEYWORD_INDEX}")
+            else:
+                cursor.executemany(
+                    f"DELETE FROM {KEYWORD_INDEX} WHERE rowid = %s", [(pk,) for pk in pks]
+                )
             cursor.executemany(
                 f"INSERT INTO {KEYWORD_INDEX}(rowid, title, body) VALUES (%s, %s, %s)", rows
             )

@@ -102,6 +102,9 @@ def test_the_keyword_index_follows_every_write(taxlaw_document_factory):
     assert found("퇴직금") == []
     TaxLawDocument.objects.get(pk=second.pk).delete()
     assert found("증여재산") == []
+    # A new row whose primary key vec0 does not report: everything is reindexed.
+    TaxLawDocument.objects.create(page_content="상속세 메모", embedding=fake_embedding("메모"))
+    assert len(found("상속세")) == 1
 
 
 def test_loading_the_sample_stores_its_documents_embeddings_and_keywords(taxlaw_sample, model):
