@@ -206,3 +206,17 @@ def test_keyboard_alone_reaches_everything_in_order_with_visible_focus(
     page.keyboard.press("Enter")
     expect(last_reply(page).locator(".message__body")).to_have_text("Typed without a mouse.")
     assert page.evaluate(FOCUSED)["name"] == "id_content", "focus stays in the composer"
+
+
+def test_a_korean_browser_gets_the_room_in_korean(
+    new_context: Callable[..., BrowserContext], room: str
+):
+    korean = new_context(locale="ko-KR").new_page()
+    korean.goto(room)
+    expect(korean.locator("html")).to_have_attribute("lang", "ko")
+    # Set by chat.js from the translated data attributes once the socket opens.
+    expect(korean.locator("#connection-state")).to_have_text("연결됨")
+    expect(korean.get_by_role("button", name="보내기")).to_be_visible()
+    expect(korean.get_by_label("메시지", exact=True)).to_have_attribute(
+        "placeholder", "메시지… (Enter로 보내기, Shift+Enter로 줄바꿈)"
+    )
