@@ -34,9 +34,9 @@ CONNECT_WITHIN = 120.0  # seconds to open every tab
 
 @dataclass
 class ClientPlan:
-    design: str  # "ours", "proposed", "naive", or "idle": open the sockets and only hold them
+    design: str  # "ours", "naive", or "idle": open the sockets and only hold them
     origin: str
-    tabs: list[dict[str, Any]]  # {"url", "room", "sender"}
+    tabs: list[dict[str, Any]]  # {"url", "room", "sender", "session"}
     reply: str  # the text every tab must end up showing
     tokens: int
     within: float  # seconds a tab may wait for its reply to finish
@@ -106,12 +106,13 @@ async def run(plan: ClientPlan) -> tuple[float, list[TabResult]]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def open_tab(url: str) -> aiohttp.ClientWebSocketResponse:
+        async def open_tab(tab: dict[str, Any]) -> aiohttp.ClientWebSocketResponse:
+            headers = {"Origin": plan.origin, "Cookie": f"sessionid={tab['session']}"}
             async with gate:
-                return await session.ws_connect(url, headers={"Origin": plan.origin})
+                return await session.ws_connect(tab["url"], headers=headers)
 
         async with asyncio.timeout(CONNECT_WITHIN):
-            sockets = await asyncio.gather(*(open_tab(t["url"]) for t in plan.tabs))
+            sockets = await asyncio.gather(*(open_tab(tab) for tab in plan.tabs))
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         cpu_at_go = time.process_time()

@@ -20,6 +20,8 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
 def plot(path: Path, streams: list[dict[str, Any]]) -> None:
     """Latency CDFs, one panel per scenario, ours against naive, on a log time axis."""
     scenarios = sorted({run["scenario"] for run in streams})
+    if not scenarios:
+        return
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         for run in (r for r in streams if r["scenario"] == scenario):
@@ -57,8 +59,8 @@ def _title(streams: list[dict[str, Any]], scenario: str) -> str:
 
 def table(streams: list[dict[str, Any]]) -> str:
     head = (
-        f"{'run':<40} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'lost':>6} {'dup':>4} "
-        f"{'unshown':>8} {'bad':>4} {'frames/s':>9} {'daphne cpu%':>12}"
+        f"{'run':<58} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'lost':>6} {'dup':>4} "
+        f"{'unshown':>8} {'bad':>4} {'frames/s':>9} {'daphne cpu%':>12} {'others%':>8}"
     )
     lines = [head]
     for run in streams:
@@ -66,11 +68,13 @@ def table(streams: list[dict[str, Any]]) -> str:
         cpu = "+".join(
             f"{p['cpu_percent']:g}" for n, p in run["processes"].items() if n.startswith("daphne")
         )
+        ours = sum(p["cpu_percent"] for n, p in run["processes"].items() if n != "machine")
+        others = run["processes"]["machine"]["cpu_percent"] - ours
         lines.append(
-            f"{run['scenario'] + ' ' + run['variant']:<40} {latency['p50']!s:>7} "
+            f"{run['scenario'] + ' ' + run['variant']:<58} {latency['p50']!s:>7} "
             f"{latency['p95']!s:>7} {latency['p99']!s:>7} {latency['max']!s:>7} "
             f"{run['updates_lost']:>6} {run['updates_duplicated']:>4} "
             f"{run['tokens_never_shown']:>8} {run['tabs_wrong_text'] + run['tabs_unfinished']:>4} "
-            f"{run['frames_per_second']:>9} {cpu:>12}"
+            f"{run['frames_per_second']:>9} {cpu:>12} {others:>8.0f}"
         )
     return "\n".join(lines)

@@ -14,15 +14,10 @@ from typing import Any
 import psutil
 
 from bench.model import reply_chunks
-from bench.stack import Database, Sampler, Stack, stack
+from bench.stack import DJANGO_ENV, Database, Sampler, Stack, stack
 from tests.servers import ROOT
 
-PATHS = {
-    "ours": "/ws/chat/{room}/",
-    "proposed": "/ws/chat/{room}/",
-    "naive": "/ws/naive/{room}/",
-    "idle": "/ws/chat/{room}/",
-}
+PATHS = {"ours": "/ws/chat/{room}/", "naive": "/ws/naive/{room}/", "idle": "/ws/chat/{room}/"}
 
 
 @dataclass(frozen=True)
@@ -41,15 +36,23 @@ class Load:
 
 @dataclass(frozen=True)
 class Variant:
-    design: str = "ours"  # "proposed" (bench/proposed.py) or "naive" (bench/naive.py)
+    design: str = "ours"  # or "naive" (bench/naive.py)
     layer: str = "app"  # see bench/settings.py
     interval: float = 0.04  # CHAT_STREAM_INTERVAL, seconds
+    changes: tuple[str, ...] = ()  # proposed changes to ours, see bench/proposed.py
 
     @property
     def label(self) -> str:
         if self.design == "naive":
             return f"naive ({self.layer} layer)"
-        return f"{self.design} ({self.layer} layer, {self.interval * 1000:g} ms)"
+        changes = "".join(f"+{change}" for change in self.changes)
+        return f"ours{changes} ({self.layer} layer, {self.interval * 1000:g} ms)"
+
+    @property
+    def application(self) -> str:
+        if self.design == "naive":
+            return "bench.naive_asgi:application"
+        return "bench.proposed:application" if self.changes else "config.asgi:application"
 
 
 class Clients:
@@ -98,13 +101,16 @@ class Clients:
 
 def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[str, Any]]:
     reply = "".join(reply_chunks(load.tokens))
+    # Every user is a member of every room; spreading tabs over them keeps each
+    # user under CHAT_MAX_CONNECTIONS_PER_USER, as a room full of people would.
     tabs = [
         {
             "url": st.servers[tab % load.servers].ws_url + PATHS[design].format(room=room),
             "room": room,
             "sender": tab == 0,
+            "session": st.sessions[(index * load.tabs_per_room + tab) % len(st.sessions)],
         }
-        for room in st.rooms
+        for index, room in enumerate(st.rooms)
         for tab in range(load.tabs_per_room)
     ]
     return [
@@ -124,10 +130,14 @@ def run_stream(
     database: Database, load: Load, variant: Variant, *, client_procs: int, workdir: Path
 ) -> dict[str, Any]:
     """Stream one reply per room to every tab; return what the tabs saw and what it cost."""
-    settings = {"BENCH_LAYER": variant.layer, "CHAT_STREAM_INTERVAL": str(variant.interval)}
+    settings = {
+        "BENCH_LAYER": variant.layer,
+        "CHAT_STREAM_INTERVAL": str(variant.interval),
+        "BENCH_CHANGES": ",".join(variant.changes),
+    }
     with stack(
         database,
-        design=variant.design,
+        application=variant.application,
         servers=load.servers,
         rooms=load.rooms,
         tokens=load.tokens,
@@ -215,7 +225,7 @@ def run_idle(
     load = Load("S4", rooms, connections // rooms, tokens=1, rate=1)
     with stack(
         database,
-        design="ours",
+        application="config.asgi:application",
         servers=1,
         rooms=rooms,
         tokens=1,
@@ -259,12 +269,7 @@ def _held(plans: list[dict[str, Any]], workdir: Path) -> Iterator[None]:
 
 def run_render(database: Database, sizes: tuple[int, ...]) -> dict[str, Any]:
     """S5 in its own Django process (bench.render) on a fresh copy of the database."""
-    env = {
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": f"sqlite:///{database.fresh()}",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-    }
+    env = {**DJANGO_ENV, "DATABASE_URL": f"sqlite:///{database.fresh()}"}
     rendered = subprocess.run(
         [sys.executable, "-m", "bench.render", *map(str, sizes)],
         cwd=ROOT,

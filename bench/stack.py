@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,15 @@ import psutil
 from bench.model import RecordingModel
 from tests.servers import ROOT, DaphneServer, RedisServer, wait_for_port
 
-APPLICATIONS = {
-    "ours": "config.asgi:application",
-    "proposed": "bench.proposed:application",
-    "naive": "bench.naive_asgi:application",
+# Every Django process of one benchmark: production-like, over plain HTTP on
+# loopback. They share the key, so the sessions the seed signs log tabs in.
+DJANGO_ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_SECURE_COOKIES": "false",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
 }
 
 
@@ -46,24 +52,23 @@ class BenchDaphne(DaphneServer):
 
 
 class Database:
-    """A migrated SQLite file holding empty rooms, copied fresh for every run."""
+    """A migrated SQLite file holding users, their sessions and empty rooms; copied per run."""
 
-    def __init__(self, directory: Path, *, rooms: int) -> None:
+    def __init__(self, directory: Path, *, rooms: int, users: int) -> None:
         self.directory = directory
         self.template = directory / "template.sqlite3"
-        env = {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "DATABASE_URL": f"sqlite:///{self.template}",
-        }
+        env = {**DJANGO_ENV, "DATABASE_URL": f"sqlite:///{self.template}"}
         seeded = subprocess.run(
-            [sys.executable, "-m", "bench.seed", str(rooms)],
+            [sys.executable, "-m", "bench.seed", str(rooms), str(users)],
             cwd=ROOT,
             env={**os.environ, **env},
             check=True,
             capture_output=True,
             text=True,
         )
-        self.rooms: list[int] = json.loads(seeded.stdout)
+        seed = json.loads(seeded.stdout)
+        self.rooms: list[int] = seed["rooms"]
+        self.sessions: list[str] = seed["sessions"]
 
     def fresh(self) -> Path:
         path = self.directory / f"run-{uuid.uuid4().hex[:8]}.sqlite3"
@@ -80,6 +85,7 @@ class Stack:
     servers: list[BenchDaphne]
     env: dict[str, str]
     rooms: list[int] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
 
     def processes(self) -> dict[str, int]:
         pids = {f"daphne-{i}": s.process.pid for i, s in enumerate(self.servers) if s.process}
@@ -94,7 +100,7 @@ class Stack:
 def stack(
     database: Database,
     *,
-    design: str,
+    application: str,
     servers: int,
     rooms: int,
     tokens: int,
@@ -108,23 +114,23 @@ def stack(
         model = RecordingModel(tokens=tokens, rate=rate).start()
         cleanup.callback(model.stop)
         env = {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            **DJANGO_ENV,
             "DATABASE_URL": f"sqlite:///{database.fresh()}",
             "REDIS_URL": redis.url,
             "CHANNELS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
             "OPENAI_API_KEY": "bench",
             "OPENAI_BASE_URL": model.base_url,
             "OPENAI_MODEL": "bench",
-            "DJANGO_DEBUG": "false",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             **settings,
         }
         daphnes = []
         for _ in range(servers):
-            daphne = BenchDaphne(env, APPLICATIONS[design])
+            daphne = BenchDaphne(env, application)
             cleanup.callback(daphne.stop)
             daphnes.append(daphne.start())
-        yield Stack(redis, model, daphnes, env, rooms=database.rooms[:rooms])
+        yield Stack(
+            redis, model, daphnes, env, rooms=database.rooms[:rooms], sessions=database.sessions
+        )
 
 
 class Sampler:

@@ -13,7 +13,7 @@ SMOKE = Load("smoke", rooms=1, tabs_per_room=10, tokens=40, rate=100)
 
 
 def test_every_tab_shows_the_whole_reply_once(tmp_path: Path):
-    database = Database(tmp_path, rooms=SMOKE.rooms)
+    database = Database(tmp_path, rooms=SMOKE.rooms, users=SMOKE.tabs_per_room)
     run = run_stream(database, SMOKE, Variant(), client_procs=1, workdir=tmp_path)
 
     assert run["tabs"] == 10
