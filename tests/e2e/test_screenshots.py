@@ -1,0 +1,106 @@
+"""The screenshots in docs/screenshots/, retaken with SCREENSHOTS=1 (see docs/ui.md)."""
+
+import io
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from matplotlib import image
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.fakeopenai import FakeOpenAI, Reply
+from tests.servers import ROOT
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.environ.get("SCREENSHOTS"), reason="set SCREENSHOTS=1 to retake"),
+]
+
+SHOTS = ROOT / "docs" / "screenshots"
+
+TAX_REPLY = """For a **year-end tax settlement** you usually need:
+
+1. Your withholding receipt (*근로소득 원천징수영수증*)
+2. Receipts for deductions: medical, education, donations
+3. Card spending totals from the **Hometax** simplified service
+
+A quick check of the card deduction threshold:
+
+```python
+def card_deduction_applies(salary: int, card_spending: int) -> bool:
+    # Spending above 25% of gross salary counts.
+    return card_spending > salary * 0.25
+```
+
+Ask me about any of these and I will go into detail."""
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_label("Message", exact=True).press("Enter")
+
+
+def finished(page: Page) -> None:
+    reply = page.locator("#messages .message--assistant").last
+    expect(reply).not_to_have_attribute("data-status", "streaming", timeout=15_000)
+
+
+def save(name: str, png: bytes) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / name).write_bytes(png)
+
+
+def test_room_list(page: Page, new_room: Callable[..., str], model: FakeOpenAI):
+    new_room("Weekend in Jeju", "You plan short trips: a day-by-day list, with costs in won.")
+    model.queue(Reply("Day 1: Seongsan Ilchulbong at sunrise, then the east coast cafés."))
+    send(page, "Two days in Jeju in May?")
+    finished(page)
+    new_room("Code review", "Review Python diffs. Be specific and kind.")
+    new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
+    model.queue(Reply(TAX_REPLY))
+    send(page, "What do I need for 연말정산?")
+    finished(page)
+    page.goto("/chat/")
+    save("room-list.png", page.screenshot())
+
+
+def test_room_form_with_an_error(page: Page):
+    page.goto("/chat/new/")
+    page.get_by_label("System prompt").fill("You answer Korean tax questions, citing the law.")
+    page.get_by_role("button", name="Create room").click()
+    expect(page.locator("#id_name_error")).to_be_visible()
+    save("room-form-error.png", page.screenshot())
+
+
+def test_room_mid_reply_in_two_tabs(
+    new_context: Callable[..., BrowserContext], new_room: Callable[..., str], model: FakeOpenAI
+):
+    path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
+    narrow = new_context(viewport={"width": 550, "height": 750})
+    tabs = [narrow.new_page(), narrow.new_page()]
+    for tab in tabs:
+        tab.goto(path)
+        expect(tab.locator("#connection-state")).to_have_attribute("data-state", "online")
+    model.queue(Reply("Happy to help. What would you like to know?"))
+    send(tabs[0], "Hi! I have a question about 연말정산.")
+    finished(tabs[0])
+    model.queue(Reply(TAX_REPLY, tokens_per_second=25))
+    send(tabs[1], "What do I need to prepare?")
+    for tab in tabs:
+        expect(tab.locator("#messages")).to_contain_text("simplified service")
+    shots = [image.imread(io.BytesIO(tab.screenshot()), format="png") for tab in tabs]
+    gap = np.ones((shots[0].shape[0], 8, shots[0].shape[2]), dtype=shots[0].dtype)
+    buffer = io.BytesIO()
+    image.imsave(buffer, np.hstack([shots[0], gap * 0.5, shots[1]]), format="png")
+    save("room-two-tabs.png", buffer.getvalue())
+
+
+def test_room_in_dark_mode(new_context: Callable[..., BrowserContext], new_room, model):
+    path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
+    dark = new_context(color_scheme="dark").new_page()
+    dark.goto(path)
+    model.queue(Reply(TAX_REPLY))
+    send(dark, "What do I need for 연말정산?")
+    finished(dark)
+    save("room-dark.png", dark.screenshot())
