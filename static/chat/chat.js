@@ -65,8 +65,11 @@
 
   document.addEventListener("htmx:wsClose", (event) => {
     const code = event.detail.event.code;
-    if (code === 4404) {
-      setConnection("gone");
+    // The server's final word: the room is gone, or the owner removed this user.
+    if (code === 4404 || code === 4403) {
+      setConnection(code === 4404 ? "gone" : "removed");
+      const button = document.querySelector("#composer button[type=submit]");
+      if (button) button.disabled = true;
       return;
     }
     setConnection("offline");

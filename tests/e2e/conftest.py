@@ -76,13 +76,12 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def signed_in(browser: Browser, app_server: DaphneServer) -> StorageState:
-    """The cookies of someone who signed up through the page, shared by the module's tests."""
-    context = browser.new_context(base_url=app_server.http_url)
+def sign_up(browser: Browser, server: DaphneServer, username: str) -> StorageState:
+    """Create an account through the sign-up page; returns its cookies."""
+    context = browser.new_context(base_url=server.http_url)
     page = context.new_page()
     page.goto("/accounts/signup/")
-    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password confirmation").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
@@ -90,6 +89,12 @@ def signed_in(browser: Browser, app_server: DaphneServer) -> StorageState:
     state = context.storage_state()
     context.close()
     return state
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser: Browser, app_server: DaphneServer) -> StorageState:
+    """The cookies of someone who signed up through the page, shared by the module's tests."""
+    return sign_up(browser, app_server, "alice")
 
 
 @pytest.fixture
