@@ -1,4 +1,5 @@
-# `make run` serves the app on http://127.0.0.1:8000; `make test` runs lint and the tests.
+# `make run` serves the app on http://127.0.0.1:8000; `make test` runs lint and the tests;
+# `make bench` runs the fan-out benchmark (docs/benchmark.md).
 # uv is used from PATH, or installed into .tools/ on first use.
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PORT ?= 8000
@@ -22,6 +23,10 @@ test: $(UV)
 lint: $(UV)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+
+bench: $(UV)
+	$(UV) sync --locked
+	$(UV) run python -m bench
 
 .tools/bin/uv:
 	python3 -m pip install --quiet --target .tools uv
