@@ -1,7 +1,10 @@
 """The room group on the channel layer. Only services call these."""
 
+from collections.abc import Mapping
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 
 def room_group(room_id: int) -> str:
@@ -13,13 +16,23 @@ def reply_group(message_id: int) -> str:
     return f"reply-{message_id}"
 
 
-async def room_send(*, room_id: int, html: str) -> None:
-    """Send an HTML fragment to every tab in the room, in every process."""
-    layer = get_channel_layer()
-    await layer.group_send(room_group(room_id), {"type": "chat.message", "html": html})
+async def room_send(*, room_id: int, html: Mapping[str, str]) -> None:
+    """Send an HTML fragment to every tab in the room, in every process.
+
+    `html` holds the fragment in each of the site's languages
+    (rendering.in_every_language); the event carries the default language's as
+    "html" and the others' as "translations", and each tab gets its own.
+    """
+    default = settings.LANGUAGE_CODE
+    event = {
+        "type": "chat.message",
+        "html": html[default],
+        "translations": {code: text for code, text in html.items() if code != default},
+    }
+    await get_channel_layer().group_send(room_group(room_id), event)
 
 
-def room_send_sync(*, room_id: int, html: str) -> None:
+def room_send_sync(*, room_id: int, html: Mapping[str, str]) -> None:
     async_to_sync(room_send)(room_id=room_id, html=html)
 
 

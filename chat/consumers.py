@@ -17,6 +17,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.http import HttpRequest
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from chat import rendering, selectors, services
@@ -40,6 +42,8 @@ _connections: Counter[int] = Counter()
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
+    # The page's language, as LocaleMiddleware picked it for the page.
+    language: str = settings.LANGUAGE_CODE
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -54,6 +58,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.room = room
+        self.language = _language(self.scope)
         _connections[user.pk] += 1
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
@@ -71,6 +76,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
             return
+        # What this socket alone is sent (composer, notices, catch-up) is in its language.
+        with translation.override(self.language):
+            await self._handle(text_data)
+
+    async def _handle(self, text_data: str | None) -> None:
         if text_data is not None and len(text_data) > settings.CHAT_FRAME_MAX_LENGTH:
             await self._refuse(_("That frame was too large, so nothing was sent."))
             return
@@ -91,8 +101,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_message(frame)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        """A fragment broadcast to the room: forward it unchanged."""
-        await self.send(text_data=event["html"])
+        """A fragment broadcast to the room: forward it unchanged, in this tab's language."""
+        await self.send(text_data=event.get("translations", {}).get(self.language, event["html"]))
 
     async def chat_member_removed(self, event: dict[str, Any]) -> None:
         if event["user_id"] == self.scope["user"].pk:
@@ -147,6 +157,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, reason: str) -> None:
         await self.send(text_data=rendering.composer(room=self.room, error=reason))
+
+
+def _language(scope: dict[str, Any]) -> str:
+    """The language LocaleMiddleware would pick for this handshake: the language
+    cookie, else the browser's Accept-Language, else the default."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(request)
 
 
 def _as_id(value: object, *, allow_zero: bool = False) -> int | None:

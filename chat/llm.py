@@ -16,6 +16,7 @@ import httpx
 import openai
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,15 @@ DEMO_MODEL_NAME = "offline-demo"
 
 
 class ModelError(Exception):
-    """The model failed; the message is safe to show in the room."""
+    """The model failed; the message is safe to show in the room.
+
+    Messages are English: a reply saves its error, and the page translates it
+    for each reader when it renders (chat_tags.reply_error).
+    """
+
+
+# The one reply error with a value in it; reply_error translates it by this pattern.
+HTTP_STATUS_ERROR = gettext_noop("The model server answered with an error (HTTP %(status)s).")
 
 
 def model_name() -> str:
@@ -61,20 +70,17 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
                 yield delta
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
-        raise ModelError(_("The model did not answer in time.")) from exc
+        raise ModelError(gettext_noop("The model did not answer in time.")) from exc
     except openai.APIConnectionError as exc:
-        raise ModelError(_("Could not reach the model server.")) from exc
+        raise ModelError(gettext_noop("Could not reach the model server.")) from exc
     except openai.RateLimitError as exc:
-        raise ModelError(_("The model is rate-limited; try again shortly.")) from exc
+        raise ModelError(gettext_noop("The model is rate-limited; try again shortly.")) from exc
     except openai.APIStatusError as exc:
-        raise ModelError(
-            _("The model server answered with an error (HTTP %(status)s).")
-            % {"status": exc.status_code}
-        ) from exc
+        raise ModelError(HTTP_STATUS_ERROR % {"status": exc.status_code}) from exc
     except (openai.APIError, httpx.TransportError) as exc:
         # A connection cut mid-stream, or a malformed stream.
         logger.warning("model stream failed: %r", exc)
-        raise ModelError(_("The model's reply was cut off.")) from exc
+        raise ModelError(gettext_noop("The model's reply was cut off.")) from exc
     finally:
         await client.close()
 
@@ -108,7 +114,7 @@ def embed_sync(texts: Sequence[str], *, model: str) -> list[list[float]]:
 def _embedding_client_options() -> dict[str, object]:
     if not is_configured():
         # The demo model has no embeddings; callers fall back to keyword search.
-        raise ModelError(_("No embedding model is configured."))
+        raise ModelError(gettext_noop("No embedding model is configured."))
     return {
         "api_key": settings.OPENAI_API_KEY or "not-needed",
         "base_url": settings.OPENAI_BASE_URL or None,
@@ -120,7 +126,7 @@ def _embedding_client_options() -> dict[str, object]:
 
 def _embedding_error(exc: Exception) -> ModelError:
     logger.warning("embedding request failed: %r", exc)
-    return ModelError(_("The embedding request failed."))
+    return ModelError(gettext_noop("The embedding request failed."))
 
 
 _DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream

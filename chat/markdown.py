@@ -74,6 +74,9 @@ _cleaner = nh3.Cleaner(
 )
 
 
+# A broadcast renders each message once per language (rendering.in_every_language):
+# the body is the same in each, so it is converted once.
+@lru_cache(maxsize=16)
 def render(text: str) -> str:
     """Safe HTML for a model's Markdown `text`."""
     return _cleaner.clean(_parser.render(text))

@@ -1,11 +1,27 @@
 """Fragments rendered once on the server and sent as-is to every tab."""
 
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from chat.forms import MessageForm
 from chat.models import Message, Room
 
 ROOM_TEMPLATE = "chat/room_detail.html"
+
+
+def in_every_language(render: Callable[..., str], /, *args: Any, **kwargs: Any) -> dict[str, str]:
+    """`render(...)` once per language of the site, for a broadcast: each tab then
+    shows it in its own language (ChatConsumer.chat_message). Message bodies are
+    rendered once (chat.markdown caches), so a second language costs the template only."""
+    fragments = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            fragments[code] = render(*args, **kwargs)
+    return fragments
 
 
 def message_oob(*messages: Message) -> str:

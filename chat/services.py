@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from chat import llm, rag, ratelimit, rendering, selectors
 from chat.broadcast import reply_group, room_member_removed_sync, room_send, room_send_sync
@@ -75,7 +76,11 @@ def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
             # The old answers were given under other instructions.
             room.messages.all().delete()
             transaction.on_commit(
-                partial(room_send_sync, room_id=room.pk, html=rendering.room_reset(room=room))
+                partial(
+                    room_send_sync,
+                    room_id=room.pk,
+                    html=rendering.in_every_language(rendering.room_reset, room=room),
+                )
             )
     return room
 
@@ -99,7 +104,7 @@ def reply_recover_stale(*, room: Room | None = None) -> int:
         with transaction.atomic():
             if not stale.filter(pk=message.pk).update(
                 status=Message.Status.INTERRUPTED,
-                error=_("The server stopped while writing this reply."),
+                error=gettext_noop("The server stopped while writing this reply."),
                 seq=F("seq") + seq_margin,
                 updated_at=timezone.now(),
             ):
@@ -107,7 +112,9 @@ def reply_recover_stale(*, room: Room | None = None) -> int:
             message.refresh_from_db()
             transaction.on_commit(
                 partial(
-                    room_send_sync, room_id=message.room_id, html=rendering.message_oob(message)
+                    room_send_sync,
+                    room_id=message.room_id,
+                    html=rendering.in_every_language(rendering.message_oob, message),
                 )
             )
             recovered += 1
@@ -164,7 +171,7 @@ def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple
                 partial(
                     room_send_sync,
                     room_id=room.pk,
-                    html=rendering.message_oob(user_message, reply),
+                    html=rendering.in_every_language(rendering.message_oob, user_message, reply),
                 )
             )
     except IntegrityError as exc:
@@ -216,7 +223,11 @@ def _reply_reset(*, room: Room) -> Message:
                 raise RoomBusy
             last.refresh_from_db()
             transaction.on_commit(
-                partial(room_send_sync, room_id=room.pk, html=rendering.message_oob(last))
+                partial(
+                    room_send_sync,
+                    room_id=room.pk,
+                    html=rendering.in_every_language(rendering.message_oob, last),
+                )
             )
     except IntegrityError as exc:
         raise RoomBusy from exc
@@ -291,7 +302,7 @@ async def _write(
         return Message.Status.ERROR, str(exc)
     except Exception:
         logger.exception("reply %s failed", stream.reply.pk)
-        return Message.Status.ERROR, _("Something went wrong on the server.")
+        return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
     return Message.Status.COMPLETE, ""
 
 
@@ -410,7 +421,10 @@ class _ReplyStream:
 
     async def _broadcast(self) -> None:
         try:
-            await room_send(room_id=self.room.pk, html=rendering.message_oob(self.reply))
+            await room_send(
+                room_id=self.room.pk,
+                html=rendering.in_every_language(rendering.message_oob, self.reply),
+            )
         except Exception:
             # Tabs miss this update, not the reply: the next update carries
             # the whole text, the database has it, and pages catch up on reconnect.

@@ -1,10 +1,18 @@
 """Korean and English pages, chosen by the browser's Accept-Language."""
 
 import gettext
+import json
 import re
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
+
+from chat.models import Message
+from tests.conftest import ORIGIN, session_cookie
+from tests.fakeopenai import Reply
+from tests.wsutil import messages_in, receive_until, reply_finished
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +67,76 @@ def test_every_string_is_translated_and_the_compiled_catalogue_is_current():
         assert msgstr and not fuzzy, f"untranslated: {msgid!r}"
         # A stale django.mo (forgot compilemessages) misses or differs here.
         assert catalogue.gettext(msgid) == msgstr or catalogue.ngettext(msgid, msgid, 1) == msgstr
+
+
+@pytest.mark.parametrize(
+    ("error", "korean"),
+    [
+        ("The model did not answer in time.", "모델이 제시간에 응답하지 않았습니다."),
+        ("The model server answered with an error (HTTP 502).", "(HTTP 502)."),
+        ("The server stopped while writing this reply.", "서버가 멈췄습니다."),
+        ("Something unforeseen, kept as it was.", "Something unforeseen, kept as it was."),
+    ],
+)
+def test_a_saved_reply_error_is_shown_in_the_readers_language(
+    client, room_factory, message_factory, error, korean
+):
+    room = room_factory()
+    message_factory(room, role=Message.Role.ASSISTANT, status=Message.Status.ERROR, error=error)
+    english = client.get(room.get_absolute_url()).content.decode()
+    assert f'<p class="message__error" role="alert">{error}</p>' in english
+    html = client.get(room.get_absolute_url(), **KOREAN).content.decode()
+    shown = re.search(r'<p class="message__error" role="alert">(.*?)</p>', html)[1]
+    assert korean in shown
+    if korean != error:
+        assert shown != error and re.search("[가-힣]", shown)
+
+
+async def _tab(room, user, language: bytes | None = None) -> WebsocketCommunicator:
+    from config.asgi import application
+
+    headers = [ORIGIN, await sync_to_async(session_cookie)(user)]
+    if language:
+        headers.append((b"accept-language", language))
+    tab = WebsocketCommunicator(application, f"/ws/chat/{room.pk}/", headers=headers)
+    connected, code = await tab.connect()
+    assert connected, code
+    return tab
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_each_tab_gets_the_room_in_its_own_language(user, room_factory, model):
+    """Broadcasts carry every language; what one tab alone is sent is in its language."""
+    room = await sync_to_async(room_factory)()
+    korean = await _tab(room, user, b"ko-KR,ko;q=0.9,en;q=0.5")
+    english = await _tab(room, user, b"en-US,en;q=0.9")
+    model.queue(Reply("x", status=500, first_token_delay=0.2))
+    try:
+        await korean.send_to(text_data=json.dumps({"content": "안녕하세요"}))
+        frames = {
+            korean: await receive_until(korean, reply_finished),
+            english: await receive_until(english, reply_finished),
+        }
+        for tab, stop, error, retry in [
+            (korean, "중지", "모델 서버가 오류로 응답했습니다 (HTTP 500).", "다시 시도"),
+            (english, "Stop", "The model server answered with an error (HTTP 500).", "Retry"),
+        ]:
+            shown = [m for frame in frames[tab] for m in messages_in(frame)]
+            streaming = next(m for m in shown if m.status == "streaming")
+            assert f">{stop}</button>" in streaming.html
+            assert shown[-1].status == "error"
+            assert error in shown[-1].html and f">{retry}</button>" in shown[-1].html
+        # The sender's fresh composer, and a refusal, in that tab's language.
+        composer = next(frame for frame in frames[korean] if 'id="composer"' in frame)
+        assert ">보내기</button>" in composer
+        await korean.send_to(text_data=json.dumps({"action": "dance"}))
+        assert "알 수 없는 동작입니다." in await korean.receive_from()
+        await english.send_to(text_data=json.dumps({"action": "dance"}))
+        assert "Unknown action." in await english.receive_from()
+        # Saved in English, whichever language the sender reads.
+        reply = await Message.objects.aget(room=room, role=Message.Role.ASSISTANT)
+        assert reply.error == "The model server answered with an error (HTTP 500)."
+    finally:
+        await korean.disconnect()
+        await english.disconnect()

@@ -1,6 +1,10 @@
+import re
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
+from chat import llm
 from chat import markdown as chat_markdown
 
 register = template.Library()
@@ -11,3 +15,33 @@ def markdown(text: str) -> SafeString:
     """A model's Markdown as sanitized HTML (see chat.markdown)."""
     # Safe because nh3 cleaned it against an allow-list.
     return mark_safe(chat_markdown.render(text))
+
+
+def _filled_in(msgid: str) -> re.Pattern[str]:
+    """What `msgid % values` looks like: its %(name)s placeholders become groups."""
+    # Split on a group: literal text at even indexes, placeholder names at odd ones.
+    parts = re.split(r"%\((\w+)\)[sd]", msgid)
+    return re.compile(
+        "".join(f"(?P<{part}>.+?)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+    )
+
+
+_WITH_VALUES = [(msgid, _filled_in(msgid)) for msgid in (llm.HTTP_STATUS_ERROR,)]
+
+
+@register.filter
+def reply_error(text: str) -> str:
+    """A reply's saved error in the reader's language.
+
+    Errors are saved in English (chat.llm, chat.services), so the text is its
+    own msgid, or one with values filled in that this finds again.
+    """
+    if not text:
+        return text
+    translated = gettext(text)
+    if translated != text:
+        return translated
+    for msgid, pattern in _WITH_VALUES:
+        if match := pattern.fullmatch(text):
+            return gettext(msgid) % match.groupdict()
+    return text

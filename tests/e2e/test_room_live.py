@@ -209,7 +209,7 @@ def test_keyboard_alone_reaches_everything_in_order_with_visible_focus(
 
 
 def test_a_korean_browser_gets_the_room_in_korean(
-    new_context: Callable[..., BrowserContext], room: str
+    new_context: Callable[..., BrowserContext], room: str, model: FakeOpenAI
 ):
     korean = new_context(locale="ko-KR").new_page()
     korean.goto(room)
@@ -217,6 +217,15 @@ def test_a_korean_browser_gets_the_room_in_korean(
     # Set by chat.js from the translated data attributes once the socket opens.
     expect(korean.locator("#connection-state")).to_have_text("연결됨")
     expect(korean.get_by_role("button", name="보내기")).to_be_visible()
+    expect(korean.get_by_label("메시지", exact=True)).to_have_attribute(
+        "placeholder", "메시지… (Enter로 보내기, Shift+Enter로 줄바꿈)"
+    )
+    # What arrives over the websocket is in Korean too: the reply's controls, the fresh composer.
+    model.queue(Reply("안녕하세요!"))
+    korean.get_by_label("메시지", exact=True).fill("인사해 주세요")
+    korean.get_by_label("메시지", exact=True).press("Enter")
+    expect(last_reply(korean).locator(".message__body")).to_have_text("안녕하세요!")
+    expect(last_reply(korean).get_by_role("button", name="다시 생성")).to_be_visible()
     expect(korean.get_by_label("메시지", exact=True)).to_have_attribute(
         "placeholder", "메시지… (Enter로 보내기, Shift+Enter로 줄바꿈)"
     )
