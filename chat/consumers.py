@@ -100,6 +100,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             await self._send_message(frame)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # A room broadcast never touches the database, so it skips the
+        # close_old_connections() Channels runs before every handler in the
+        # database thread: that hop, per frame per tab, was the largest cost of
+        # fanning a reply out (docs/benchmark.md).
+        if message["type"] == "chat.message":
+            await self.chat_message(message)
+        else:
+            await super().dispatch(message)
+
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A fragment broadcast to the room: forward it unchanged, in this tab's language."""
         await self.send(text_data=event.get("translations", {}).get(self.language, event["html"]))

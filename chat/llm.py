@@ -10,6 +10,7 @@ so a fresh checkout shows the whole flow.
 import asyncio
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -52,15 +53,8 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
             yield delta
         return
 
-    client = openai.AsyncOpenAI(
-        # Local servers (Ollama, vLLM) take any key, but the SDK requires one.
-        api_key=settings.OPENAI_API_KEY or "not-needed",
-        base_url=settings.OPENAI_BASE_URL or None,
-        timeout=settings.OPENAI_TIMEOUT,
-        # A failed reply is shown with a Retry action; silent retries would
-        # only make the room wait longer.
-        max_retries=0,
-    )
+    client = _async_client()
+    stream = None
     try:
         stream = await client.chat.completions.create(
             model=settings.OPENAI_MODEL, messages=list(turns), stream=True
@@ -82,26 +76,35 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
         logger.warning("model stream failed: %r", exc)
         raise ModelError(gettext_noop("The model's reply was cut off.")) from exc
     finally:
-        await client.close()
+        # Also when the reply is stopped: the server stops generating.
+        if stream is not None:
+            await stream.close()
+
+
+def _no_embeddings() -> ModelError:
+    # The demo model has no embeddings; callers fall back to keyword search.
+    return ModelError(gettext_noop("No embedding model is configured."))
 
 
 async def embed(texts: Sequence[str], *, model: str) -> list[list[float]]:
     """Embed `texts` on the configured server, raising ModelError on any fault."""
-    client = openai.AsyncOpenAI(**_embedding_client_options())
+    if not is_configured():
+        raise _no_embeddings()
+    client = _async_client()
     try:
         response = await client.embeddings.create(
             model=model, input=list(texts), encoding_format="float"
         )
     except (openai.APIError, httpx.HTTPError) as exc:
         raise _embedding_error(exc) from exc
-    finally:
-        await client.close()
     return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 
 
 def embed_sync(texts: Sequence[str], *, model: str) -> list[list[float]]:
     """embed() for synchronous callers: saving a document outside an event loop."""
-    with openai.OpenAI(**_embedding_client_options()) as client:
+    if not is_configured():
+        raise _no_embeddings()
+    with openai.OpenAI(**_client_options()) as client:
         try:
             response = client.embeddings.create(
                 model=model, input=list(texts), encoding_format="float"
@@ -111,15 +114,31 @@ def embed_sync(texts: Sequence[str], *, model: str) -> list[list[float]]:
     return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
 
 
-def _embedding_client_options() -> dict[str, object]:
-    if not is_configured():
-        # The demo model has no embeddings; callers fall back to keyword search.
-        raise ModelError(gettext_noop("No embedding model is configured."))
+# Clients cost ~57 ms of CPU each to build (an SSL context, a connection pool),
+# blocking every tab of the process meanwhile (docs/benchmark.md): one is kept
+# per event loop and configuration.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _async_client() -> openai.AsyncOpenAI:
+    options = _client_options()
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = tuple(sorted(options.items()))
+    if key not in per_loop:
+        per_loop[key] = openai.AsyncOpenAI(**options)
+    return per_loop[key]
+
+
+def _client_options() -> dict[str, object]:
     return {
+        # Local servers (Ollama, vLLM) take any key, but the SDK requires one.
         "api_key": settings.OPENAI_API_KEY or "not-needed",
         "base_url": settings.OPENAI_BASE_URL or None,
         "timeout": settings.OPENAI_TIMEOUT,
-        # A search falls back to keywords at once rather than wait on retries.
+        # A failed reply is shown with a Retry action, and a search falls back to
+        # keywords: silent retries would only make people wait longer.
         "max_retries": 0,
     }
 

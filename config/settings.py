@@ -114,10 +114,11 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                # Stream updates are coalesced per room (CHAT_STREAM_INTERVAL), so a
-                # consumer's inbox sees a few dozen events a second; the headroom
-                # covers a slow socket without channels-redis dropping anything.
-                "capacity": 1000,
+                # channels-redis silently drops messages past `capacity`, which
+                # bounds each process's whole inbox, shared by all its rooms. Updates
+                # are coalesced (CHAT_STREAM_INTERVAL), yet 50 replies in one process
+                # lost thousands at 1,000 and none at 10,000 (docs/benchmark.md).
+                "capacity": 10_000,
                 "expiry": 30,
                 "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             },
