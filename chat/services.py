@@ -110,13 +110,7 @@ def reply_recover_stale(*, room: Room | None = None) -> int:
             ):
                 continue  # another process got there first
             message.refresh_from_db()
-            transaction.on_commit(
-                partial(
-                    room_send_sync,
-                    room_id=message.room_id,
-                    html=rendering.in_every_language(rendering.message_oob, message),
-                )
-            )
+            _broadcast_on_commit(message)
             recovered += 1
     return recovered
 
@@ -167,13 +161,7 @@ def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple
             reply = Message.objects.create(
                 room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
             )
-            transaction.on_commit(
-                partial(
-                    room_send_sync,
-                    room_id=room.pk,
-                    html=rendering.in_every_language(rendering.message_oob, user_message, reply),
-                )
-            )
+            _broadcast_on_commit(user_message, reply)
     except IntegrityError as exc:
         raise RoomBusy from exc
     return user_message, reply
@@ -222,13 +210,7 @@ def _reply_reset(*, room: Room) -> Message:
             if not restarted:
                 raise RoomBusy
             last.refresh_from_db()
-            transaction.on_commit(
-                partial(
-                    room_send_sync,
-                    room_id=room.pk,
-                    html=rendering.in_every_language(rendering.message_oob, last),
-                )
-            )
+            _broadcast_on_commit(last)
     except IntegrityError as exc:
         raise RoomBusy from exc
     return last
@@ -242,6 +224,12 @@ async def reply_stop(*, room: Room, message_id: int) -> bool:
         return False
     await get_channel_layer().group_send(reply_group(message_id), {"type": "reply.stop"})
     return True
+
+
+def _broadcast_on_commit(*messages: Message) -> None:
+    """Send these messages to their room's tabs once the transaction has committed."""
+    html = rendering.in_every_language(rendering.message_oob, *messages)
+    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html))
 
 
 # Replies belong to their room, not to the socket that asked: the tasks live
