@@ -7,10 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from matplotlib import image
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.conftest import sign_up
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.servers import ROOT
+from tests.servers import ROOT, DaphneServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -104,3 +105,25 @@ def test_room_in_dark_mode(new_context: Callable[..., BrowserContext], new_room,
     send(dark, "What do I need for 연말정산?")
     finished(dark)
     save("room-dark.png", dark.screenshot())
+
+
+def test_log_in_page(new_context: Callable[..., BrowserContext]):
+    page = new_context(storage_state=None).new_page()
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    save("log-in.png", page.screenshot())
+
+
+def test_room_edit_with_members(
+    page: Page, new_room: Callable[..., str], browser: Browser, app_server: DaphneServer
+):
+    for name in ("minji", "junho"):
+        sign_up(browser, app_server, name)
+    new_room("Weekend in Jeju", "You plan short trips: a day-by-day list, with costs in won.")
+    page.get_by_role("link", name="Edit and share").click()
+    members = page.locator("#members")
+    for name in ("minji", "junho"):
+        members.get_by_label("Username").fill(name)
+        members.get_by_role("button", name="Share").click()
+        expect(members.locator(".members__name", has_text=name)).to_be_visible()
+    save("room-edit-members.png", page.screenshot(full_page=True))

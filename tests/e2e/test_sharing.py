@@ -84,7 +84,7 @@ def test_owner_shares_the_room_and_both_chat_in_it_live(
     expect(members.locator(".error")).to_have_text("There is no user called “nobody”.")
     members.get_by_label("Username").fill("bob")
     members.get_by_role("button", name="Share").click()
-    expect(members.locator(".members__list li > span")).to_have_text(["bob"])
+    expect(members.locator(".members__name")).to_have_text(["bob"])
     expect(members.get_by_role("button", name="Remove bob")).to_be_visible()
     expect(members.get_by_label("Username")).to_have_value("")
     assert page.evaluate("window.samePage") is True
@@ -124,7 +124,7 @@ def test_a_removed_member_is_shown_the_door_at_once(
     members = page.locator("#members")
     members.get_by_label("Username").fill("bob")
     members.get_by_role("button", name="Share").click()
-    expect(members.locator(".members__list li > span")).to_have_text(["bob"])
+    expect(members.locator(".members__name")).to_have_text(["bob"])
     bob_page.goto(path)
     state = bob_page.locator("#connection-state")
     expect(state).to_have_attribute("data-state", "online")
