@@ -1,5 +1,6 @@
 """Shared fixtures: a real Redis, the tests' OpenAI-compatible server, factories."""
 
+import asyncio
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from django.core.management import call_command
 from django.db.models import Max
 from django.test import Client
 
+from chat import services
 from chat.models import Message, Room, TaxLawDocument
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
@@ -156,6 +158,13 @@ def taxlaw_sample() -> list[TaxLawDocument]:
         pytest.skip(f"the tax-law sample is not at {TAXLAW_SAMPLE}; set TAXLAW_SAMPLE to it")
     call_command("load_jsonl", "chat.TaxLawDocument", str(TAXLAW_SAMPLE), stdout=io.StringIO())
     return list(TaxLawDocument.objects.order_by("pk"))
+
+
+async def replies_finished(within: float = 10) -> None:
+    """Wait for the replies this event loop is writing (earlier tests' loops are closed)."""
+    loop = asyncio.get_running_loop()
+    running = [task for task in services._reply_tasks if task.get_loop() is loop]
+    await asyncio.wait_for(asyncio.gather(*running), within)
 
 
 def session_cookie(user: AbstractBaseUser) -> tuple[bytes, bytes]:

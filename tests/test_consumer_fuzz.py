@@ -4,7 +4,6 @@ Whatever arrives, the consumer answers every frame, keeps the connection open,
 and leaves no half-written rows: each saved question has exactly one reply.
 """
 
-import asyncio
 import json
 
 import pytest
@@ -14,9 +13,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from chat import services
 from config.asgi import application
-from tests.conftest import ORIGIN, session_cookie
+from tests.conftest import ORIGIN, replies_finished, session_cookie
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
@@ -63,7 +61,7 @@ async def exercise(room, cookie, batch: list[str]) -> None:
             # At the ASGI level, so an empty frame is sent too.
             await tab.send_input({"type": "websocket.receive", "text": frame})
             await settle(tab)
-        await asyncio.wait_for(asyncio.gather(*services._reply_tasks), 10)
+        await replies_finished()
         await settle(tab)
         # The connection still works: an empty message is answered with its error.
         await tab.send_to(text_data=json.dumps({"content": ""}))

@@ -10,6 +10,7 @@ from django.utils import timezone
 from chat import services
 from chat.broadcast import room_group
 from chat.models import Message
+from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in
 
@@ -83,7 +84,7 @@ async def test_a_second_turn_while_replying_saves_nothing(room_factory, model):
     with pytest.raises(services.RoomBusy):
         await services.message_send(room=room, author=room.owner, content="second")
     assert await Message.objects.filter(room=room).acount() == 2
-    await asyncio.gather(*services._reply_tasks)
+    await replies_finished()
     assert [
         m async for m in Message.objects.filter(room=room).values_list("content", "status")
     ] == [
@@ -124,7 +125,7 @@ async def test_partial_text_is_saved_while_streaming(room_factory, model, settin
     reply = await Message.objects.aget(room=room, role="assistant")
     assert reply.status == "streaming"
     assert reply.content.startswith("p0 p1 ")
-    await asyncio.gather(*services._reply_tasks)
+    await replies_finished()
 
 
 @pytest.mark.asyncio
@@ -136,7 +137,7 @@ async def test_a_reply_whose_history_was_cleared_stops_quietly(room_factory, mod
     await services.message_send(room=room, author=room.owner, content="go")
     await asyncio.sleep(0.3)
     await sync_to_async(services.room_update)(room=room, name=room.name, system_prompt="new")
-    await asyncio.wait_for(asyncio.gather(*services._reply_tasks), 2)
+    await replies_finished(within=2)
     assert await Message.objects.filter(room=room).acount() == 0
 
 
@@ -186,7 +187,7 @@ async def test_sending_too_fast_is_refused_and_saves_nothing(room_factory, model
     settings.CHAT_RATE_LIMIT = 1
     room = await sync_to_async(room_factory)()
     await services.message_send(room=room, author=room.owner, content="first")
-    await asyncio.gather(*services._reply_tasks)
+    await replies_finished()
     with pytest.raises(services.RateLimited) as limited:
         await services.message_send(room=room, author=room.owner, content="second")
     assert 0 < limited.value.retry_after <= settings.CHAT_RATE_WINDOW
