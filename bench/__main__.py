@@ -9,6 +9,8 @@ uv run python -m bench --docs           # write docs/benchmark-results.json and 
 import argparse
 import os
 import resource
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,15 +34,19 @@ COMPARED = {
     "S2": (SHIPPED, PROPOSED, NAIVE),
     "S3": (SHIPPED, PROPOSED),
 }
-# S1 with one thing changed at a time, from the shipped app towards the proposal.
+# One thing changed at a time, from the shipped app towards the proposal; S2
+# shows what reading the model's stream costs with 50 of them at once.
 LEVERS = (
-    Variant(layer="pubsub"),
-    Variant(changes=("fastpath",)),
-    Variant(layer="pubsub", changes=("fastpath",)),
-    Variant(layer="pubsub", changes=("fastpath", "freeze")),
-    Variant(layer="pubsub", interval=0.02, changes=PROPOSED.changes),
-    Variant(layer="pubsub", interval=0.1, changes=PROPOSED.changes),
-    Variant("naive", layer="app"),
+    ("S1", Variant(layer="pubsub")),
+    ("S1", Variant(changes=("fastpath",))),
+    ("S1", Variant(layer="pubsub", changes=("fastpath",))),
+    ("S1", Variant(layer="pubsub", changes=("fastpath", "freeze"))),
+    ("S1", Variant(layer="pubsub", interval=0.02, changes=PROPOSED.changes)),
+    ("S1", Variant(layer="pubsub", interval=0.1, changes=PROPOSED.changes)),
+    ("S1", Variant("naive", layer="app")),
+    ("S2", Variant(layer="pubsub", changes=("fastpath", "freeze"))),
+    ("S2", Variant(layer="pubsub", changes=("fastpath", "client", "freeze"))),
+    ("S2", Variant(layer="pubsub", interval=0.1, changes=PROPOSED.changes)),
 )
 IDLE_CONNECTIONS, RENDER_SIZES = 2000, (100, 1000, 10_000)
 # One per tab in S1 and S2; S4 gives each of them 10 connections.
@@ -50,11 +56,13 @@ USERS = 200
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="S1,S2,S3,S4,S5", help="comma-separated scenarios")
-    parser.add_argument("--levers", action="store_true", help="also sweep the levers on S1")
+    parser.add_argument("--levers", action="store_true", help="also run the lever sweep")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--docs", action="store_true", help="write docs/benchmark-*")
     args = parser.parse_args(argv)
     wanted = args.only.split(",")
+    # SIGTERM unwinds like Ctrl-C, so the servers and clients started so far are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     # Every tab is a file descriptor in a client and in daphne; both inherit this limit.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         (name, variant, False) for name in STREAMS if name in wanted for variant in COMPARED[name]
     ]
     if args.levers:
-        runs += [("S1", variant, True) for variant in LEVERS]
+        runs += [(name, variant, True) for name, variant in LEVERS if name in wanted]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         database = Database(

@@ -9,6 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+# The issue's p99 targets, drawn on the plot (S3's is relative: 1.25x S1's).
+TARGET_P99_MS = {"S1": 150, "S2": 250}
+
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
     """Everything but the raw latency samples, which the percentiles summarise."""
@@ -30,6 +33,11 @@ def plot(path: Path, streams: list[dict[str, Any]]) -> None:
                 continue
             fraction = [(i + 1) / run["tokens_expected"] for i in range(len(samples))]
             ax.plot(samples, fraction, label=_legend(run), linewidth=1.6)
+        if scenario in TARGET_P99_MS:
+            target = TARGET_P99_MS[scenario]
+            ax.axvline(
+                target, color="grey", linestyle="--", linewidth=1, label=f"target p99 {target} ms"
+            )
         ax.set_xscale("log")
         ax.set_ylim(0, 1.01)
         ax.set_title(_title(streams, scenario))

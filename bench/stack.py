@@ -83,7 +83,6 @@ class Stack:
     redis: RedisServer
     model: RecordingModel
     servers: list[BenchDaphne]
-    env: dict[str, str]
     rooms: list[int] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
 
@@ -128,9 +127,7 @@ def stack(
             daphne = BenchDaphne(env, application)
             cleanup.callback(daphne.stop)
             daphnes.append(daphne.start())
-        yield Stack(
-            redis, model, daphnes, env, rooms=database.rooms[:rooms], sessions=database.sessions
-        )
+        yield Stack(redis, model, daphnes, rooms=database.rooms[:rooms], sessions=database.sessions)
 
 
 class Sampler:
