@@ -61,6 +61,13 @@ def channels_prefix(redis_url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
+def fresh_channel_layer(channels_prefix: str) -> None:
+    """A new layer object per test: channels-redis binds its locks to the first event loop
+    that uses them, and every async test runs on a loop of its own."""
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def redis_keys(redis_url: str, settings) -> str:
     """Our own Redis keys (the rate limit) under a prefix of this test's own."""
     settings.REDIS_URL = redis_url
