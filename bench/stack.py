@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from bench.model import RecordingModel
-from tests.servers import ROOT, DaphneServer, RedisServer, wait_for_port
+from tests.servers import ROOT, DaphneServer, RedisServer
 
 # Every Django process of one benchmark: production-like, over plain HTTP on
 # loopback. They share the key, so the sessions the seed signs log tabs in.
@@ -29,26 +29,6 @@ DJANGO_ENV = {
     "DJANGO_SECURE_COOKIES": "false",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
 }
-
-
-class BenchDaphne(DaphneServer):
-    """A daphne process serving `application` (an import path) rather than the app's default."""
-
-    def __init__(self, env: dict[str, str], application: str) -> None:
-        super().__init__(env)
-        self.application = application
-
-    def start(self) -> "BenchDaphne":
-        address = ["-b", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", *address, self.application],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, process=self.process, timeout=30)
-        return self
 
 
 class Database:
@@ -82,7 +62,7 @@ class Stack:
 
     redis: RedisServer
     model: RecordingModel
-    servers: list[BenchDaphne]
+    servers: list[DaphneServer]
     rooms: list[int] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
 
@@ -124,7 +104,7 @@ def stack(
         }
         daphnes = []
         for _ in range(servers):
-            daphne = BenchDaphne(env, application)
+            daphne = DaphneServer(env, application=application)
             cleanup.callback(daphne.stop)
             daphnes.append(daphne.start())
         yield Stack(redis, model, daphnes, rooms=database.rooms[:rooms], sessions=database.sessions)

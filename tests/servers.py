@@ -74,13 +74,17 @@ class RedisServer:
 
 
 class DaphneServer:
-    """`daphne config.asgi:application` in its own process, configured by environment."""
+    """A daphne process serving `application` (an import path), configured by environment."""
 
     def __init__(
-        self, env: dict[str, str], port: int | None = None, args: tuple[str, ...] = ()
+        self,
+        env: dict[str, str],
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        application: str = "config.asgi:application",
     ) -> None:
         self.port = port or free_port()
-        self.env, self.args = env, args
+        self.env, self.args, self.application = env, args, application
         self.process: subprocess.Popen | None = None
         fd, log_path = tempfile.mkstemp(prefix="daphne-", suffix=".log")
         os.close(fd)
@@ -105,7 +109,7 @@ class DaphneServer:
                 "-p",
                 str(self.port),
                 *self.args,
-                "config.asgi:application",
+                self.application,
             ],
             cwd=ROOT,
             env={**os.environ, **self.env},
