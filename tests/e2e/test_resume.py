@@ -4,8 +4,9 @@ the server going away and coming back. What each tab shows, in a real browser.""
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import DaphneServer
 
@@ -30,22 +31,6 @@ def room(page: Page, new_room: Callable[..., str]) -> str:
     path = new_room("Resilient room")
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
     return path
-
-
-def open_tab(context: BrowserContext, path: str) -> Page:
-    tab = context.new_page()
-    tab.goto(path)
-    expect(tab.locator("#connection-state")).to_have_attribute("data-state", "online")
-    return tab
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_label("Message", exact=True).press("Enter")
-
-
-def last_reply(page: Page) -> Locator:
-    return page.locator("#messages .message--assistant").last
 
 
 def words(count: int) -> str:

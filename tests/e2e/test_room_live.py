@@ -3,8 +3,9 @@
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.integration
@@ -21,22 +22,6 @@ def room(page: Page, new_room: Callable[..., str]) -> str:
     path = new_room("Live room", "You are a helpful assistant.")
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
     return path
-
-
-def open_tab(context: BrowserContext, path: str) -> Page:
-    tab = context.new_page()
-    tab.goto(path)
-    expect(tab.locator("#connection-state")).to_have_attribute("data-state", "online")
-    return tab
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_label("Message", exact=True).press("Enter")
-
-
-def last_reply(page: Page) -> Locator:
-    return page.locator("#messages .message--assistant").last
 
 
 def test_connection_indicator_says_live(page: Page, room: str):

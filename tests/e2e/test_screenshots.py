@@ -10,6 +10,7 @@ from matplotlib import image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.conftest import sign_up
+from tests.e2e.pages import send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import ROOT, DaphneServer
 
@@ -35,11 +36,6 @@ def card_deduction_applies(salary: int, card_spending: int) -> bool:
 ```
 
 Ask me about any of these and I will go into detail."""
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_label("Message", exact=True).press("Enter")
 
 
 def finished(page: Page) -> None:

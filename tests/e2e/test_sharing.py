@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, StorageState, expect
 
 from tests.e2e.conftest import sign_up
+from tests.e2e.pages import last_reply, send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import DaphneServer
 
@@ -30,15 +31,6 @@ def bob(browser: Browser, app_server: DaphneServer) -> StorageState:
 @pytest.fixture
 def bob_page(new_context: Callable[..., BrowserContext], bob: StorageState) -> Page:
     return new_context(storage_state=bob).new_page()
-
-
-def send(page: Page, text: str) -> None:
-    page.get_by_label("Message", exact=True).fill(text)
-    page.get_by_label("Message", exact=True).press("Enter")
-
-
-def last_reply(page: Page) -> Locator:
-    return page.locator("#messages .message--assistant").last
 
 
 def last_user_message(page: Page) -> Locator:
