@@ -1,10 +1,15 @@
-"""The room group on the channel layer. Only services call these."""
+"""The room group on the channel layer. Only services (and the reply engine) call these."""
 
 from collections.abc import Mapping
+from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
+
+from chat import rendering
+from chat.models import Message
 
 
 def room_group(room_id: int) -> str:
@@ -41,3 +46,9 @@ def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
     async_to_sync(get_channel_layer().group_send)(
         room_group(room_id), {"type": "chat.member_removed", "user_id": user_id}
     )
+
+
+def message_broadcast_on_commit(*messages: Message) -> None:
+    """Send these messages to their room's tabs once the transaction has committed."""
+    html = rendering.in_every_language(rendering.message_oob, *messages)
+    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html))

@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import rendering, selectors, services
+from chat import rendering, replies, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -62,7 +62,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         _connections[user.pk] += 1
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
-        services.reply_watchdog_start()
+        replies.reply_watchdog_start()
 
     async def disconnect(self, code: int) -> None:
         if self.room is None:

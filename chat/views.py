@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import rag, selectors, services
+from chat import rag, replies, selectors, services
 from chat.forms import MemberForm, MessageForm, RoomForm
 from chat.models import Room
 
@@ -37,7 +37,7 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     room = _room_or_404(request, pk)
-    services.reply_recover_stale(room=room)
+    replies.reply_recover_stale(room=room)
     return render(
         request,
         "chat/room_detail.html",

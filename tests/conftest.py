@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.db.models import Max
 from django.test import Client
 
-from chat import services
+from chat import replies
 from chat.models import Message, Room, TaxLawDocument
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
@@ -170,7 +170,7 @@ def taxlaw_sample() -> list[TaxLawDocument]:
 async def replies_finished(within: float = 10) -> None:
     """Wait for the replies this event loop is writing (earlier tests' loops are closed)."""
     loop = asyncio.get_running_loop()
-    running = [task for task in services._reply_tasks if task.get_loop() is loop]
+    running = [task for task in replies._reply_tasks if task.get_loop() is loop]
     await asyncio.wait_for(asyncio.gather(*running), within)
 
 

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from chat import services
+from chat import replies, services
 from chat.broadcast import room_group
 from chat.models import Message
 from tests.conftest import replies_finished
@@ -65,13 +65,13 @@ def test_recovery_marks_only_stale_streaming_replies_interrupted(room_factory, s
     other_room = room_factory()
     fresh = Message.objects.create(room=other_room, role="assistant", status="streaming")
 
-    assert services.reply_recover_stale(room=room) == 1
-    assert services.reply_recover_stale(room=room) == 0, "recovery is idempotent"
+    assert replies.reply_recover_stale(room=room) == 1
+    assert replies.reply_recover_stale(room=room) == 0, "recovery is idempotent"
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert (stale.status, stale.content) == ("interrupted", "half")
     assert stale.error
-    assert services.reply_recover_stale(room=other_room) == 0
+    assert replies.reply_recover_stale(room=other_room) == 0
     assert fresh.status == "streaming"
 
 

@@ -1,0 +1,262 @@
+"""The reply engine: what owns a reply in progress.
+
+A reply belongs to its room, not to the socket that asked: its task lives
+here, so it goes on when the sender's tab closes. Here are the task, the
+coalescer that paces its broadcasts, the Stop signal, the periodic save that
+is also its heartbeat, and the watchdog that recovers replies whose process died.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from chat import llm, rag, rendering, selectors
+from chat.broadcast import message_broadcast_on_commit, reply_group, room_send
+from chat.models import Message, Room
+
+logger = logging.getLogger(__name__)
+
+
+def reply_recover_stale(*, room: Room | None = None) -> int:
+    """Mark replies whose process died mid-stream as interrupted, and tell their tabs.
+
+    A live reply saves at least every CHAT_SAVE_INTERVAL, so one unsaved for
+    CHAT_STALE_AFTER has lost its process. The conditional UPDATE makes this
+    safe to run from any number of processes at once. Returns how many it marked.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
+    stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+    if room is not None:
+        stale = stale.filter(room=room)
+    # The dead process may have broadcast this many updates after its last save;
+    # jumping past them makes every tab accept the interrupted state.
+    seq_margin = math.ceil(settings.CHAT_STALE_AFTER / settings.CHAT_STREAM_INTERVAL) + 1
+    recovered = 0
+    for message in stale:
+        with transaction.atomic():
+            if not stale.filter(pk=message.pk).update(
+                status=Message.Status.INTERRUPTED,
+                error=gettext_noop("The server stopped while writing this reply."),
+                seq=F("seq") + seq_margin,
+                updated_at=timezone.now(),
+            ):
+                continue  # another process got there first
+            message.refresh_from_db()
+            message_broadcast_on_commit(message)
+            recovered += 1
+    return recovered
+
+
+_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+def reply_watchdog_start() -> None:
+    """Sweep for dead replies in the background, once per process (event loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _watchdogs:
+        _watchdogs[loop] = loop.create_task(_watch_for_dead_replies(), name="reply-watchdog")
+
+
+async def _watch_for_dead_replies() -> None:
+    while True:
+        try:
+            await database_sync_to_async(reply_recover_stale)()
+        except Exception:
+            logger.warning("recovering stale replies failed", exc_info=True)
+        await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
+
+
+# The set keeps a reference, or the event loop could drop a running task.
+_reply_tasks: set[asyncio.Task[None]] = set()
+
+
+def reply_start(*, room: Room, reply: Message) -> asyncio.Task[None]:
+    task = asyncio.create_task(_reply_generate(room=room, reply=reply), name=f"reply-{reply.pk}")
+    _reply_tasks.add(task)
+    task.add_done_callback(_reply_tasks.discard)
+    return task
+
+
+async def _reply_generate(*, room: Room, reply: Message) -> None:
+    turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
+    # A "!" question is answered from the tax-law documents; the reply keeps its sources.
+    turns, reply.sources = await rag.turns_ground(turns=turns)
+    if reply.sources:
+        await Message.objects.filter(pk=reply.pk).aupdate(sources=reply.sources)
+    stream = _ReplyStream(room=room, reply=reply)
+    async with _StopSignal(reply_id=reply.pk) as stop:
+        reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
+    await stream.finish()
+
+
+async def _generate(
+    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "_StopSignal"
+) -> tuple[str, str]:
+    """Stream the model's reply into `stream` until it ends, fails or is stopped."""
+    coalescer = _Coalescer(stream.publish, interval=settings.CHAT_STREAM_INTERVAL)
+    writing = asyncio.create_task(_write(turns=turns, stream=stream, coalescer=coalescer))
+    saving = asyncio.create_task(stream.keep_saving())
+    try:
+        await asyncio.wait({writing, saving, stop.received}, return_when=asyncio.FIRST_COMPLETED)
+        if writing.done():
+            return writing.result()
+        # Stopped by a tab, or the row is gone (history cleared): end the
+        # model's stream too, so it stops spending tokens.
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writing
+        return Message.Status.STOPPED, ""
+    finally:
+        saving.cancel()
+        await coalescer.close()
+
+
+async def _write(
+    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", coalescer: "_Coalescer"
+) -> tuple[str, str]:
+    try:
+        async for delta in llm.stream_reply(turns):
+            stream.reply.content += delta
+            coalescer.mark()
+    except llm.ModelError as exc:
+        return Message.Status.ERROR, str(exc)
+    except Exception:
+        logger.exception("reply %s failed", stream.reply.pk)
+        return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
+    return Message.Status.COMPLETE, ""
+
+
+class _StopSignal:
+    """The reply's own group on the channel layer: a Stop from any process reaches it."""
+
+    def __init__(self, *, reply_id: int) -> None:
+        self.group = reply_group(reply_id)
+        self.layer = get_channel_layer()
+        self.channel = ""
+        self.received: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "_StopSignal":
+        self.channel = await self.layer.new_channel()
+        try:
+            await self.layer.group_add(self.group, self.channel)
+        except Exception:
+            # Without the layer the reply still completes; Stop cannot reach it.
+            logger.warning("cannot listen for Stop on %s", self.group, exc_info=True)
+            self.received = asyncio.create_task(asyncio.Event().wait())
+        else:
+            self.received = asyncio.create_task(self._listen())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.received.cancel()
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(self.group, self.channel)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except Exception:
+                logger.warning("lost the Stop listener on %s", self.group, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            if event.get("type") == "reply.stop":
+                return
+
+
+class _Coalescer:
+    """Runs `flush` at most once per `interval` while marks keep coming.
+
+    The first mark flushes at once; marks during the pause are folded into one
+    flush after it. Each flush sends the whole state, so folding loses nothing.
+    """
+
+    def __init__(self, flush: Callable[[], Awaitable[None]], *, interval: float) -> None:
+        self._flush, self._interval = flush, interval
+        self._dirty, self._closing = asyncio.Event(), asyncio.Event()
+        self._runner = asyncio.create_task(self._run())
+
+    def mark(self) -> None:
+        self._dirty.set()
+
+    async def close(self) -> None:
+        """Stop, letting a flush under way finish (the caller sends the final state)."""
+        self._closing.set()
+        self._dirty.set()
+        await self._runner
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if self._closing.is_set():
+                return
+            self._dirty.clear()
+            await self._flush()
+            try:
+                await asyncio.wait_for(self._closing.wait(), self._interval)
+                return
+            except TimeoutError:
+                pass
+
+
+class _ReplyStream:
+    """A growing reply: broadcast (rendered once for every tab) and saved as it grows."""
+
+    def __init__(self, *, room: Room, reply: Message) -> None:
+        self.room, self.reply = room, reply
+
+    async def publish(self) -> None:
+        self.reply.seq += 1
+        await self._broadcast()
+
+    async def keep_saving(self) -> None:
+        """Save the text so far every CHAT_SAVE_INTERVAL, as long as the row is ours.
+
+        Each save bounds what a crash can lose, and is the heartbeat that tells
+        recovery the reply is alive. Returns when the row was deleted or taken over.
+        """
+        while True:
+            await asyncio.sleep(settings.CHAT_SAVE_INTERVAL)
+            if not await self._save():
+                return
+
+    async def finish(self) -> None:
+        self.reply.seq += 1
+        if await self._save(final=True):
+            await self._broadcast()
+
+    async def _save(self, *, final: bool = False) -> bool:
+        fields = {
+            "content": self.reply.content,
+            "seq": self.reply.seq,
+            "updated_at": timezone.now(),
+        }
+        if final:
+            fields |= {"status": self.reply.status, "error": self.reply.error}
+        return bool(
+            await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
+                **fields
+            )
+        )
+
+    async def _broadcast(self) -> None:
+        try:
+            await room_send(
+                room_id=self.room.pk,
+                html=rendering.in_every_language(rendering.message_oob, self.reply),
+            )
+        except Exception:
+            # Tabs miss this update, not the reply: the next update carries
+            # the whole text, the database has it, and pages catch up on reconnect.
+            logger.warning("broadcast of reply %s failed", self.reply.pk, exc_info=True)
