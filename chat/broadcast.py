@@ -21,24 +21,30 @@ def reply_group(message_id: int) -> str:
     return f"reply-{message_id}"
 
 
-async def room_send(*, room_id: int, html: Mapping[str, str]) -> None:
+async def room_send(*, room_id: int, html: Mapping[str, str], key: str | None = None) -> None:
     """Send an HTML fragment to every tab in the room, in every process.
 
     `html` holds the fragment in each of the site's languages
     (rendering.in_every_language); the event carries the default language's as
-    "html" and the others' as "translations", and each tab gets its own.
+    "html" and the others' as "translations", and each tab gets its own. `key`
+    names the one message it carries: a slow tab skips to its newest version.
     """
     default = settings.LANGUAGE_CODE
     event = {
         "type": "chat.message",
         "html": html[default],
         "translations": {code: text for code, text in html.items() if code != default},
+        "key": key,
     }
     await get_channel_layer().group_send(room_group(room_id), event)
 
 
-def room_send_sync(*, room_id: int, html: Mapping[str, str]) -> None:
-    async_to_sync(room_send)(room_id=room_id, html=html)
+def room_send_sync(*, room_id: int, html: Mapping[str, str], key: str | None = None) -> None:
+    async_to_sync(room_send)(room_id=room_id, html=html, key=key)
+
+
+def message_key(message: Message) -> str:
+    return f"message-{message.pk}"
 
 
 def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
@@ -51,4 +57,5 @@ def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
 def message_broadcast_on_commit(*messages: Message) -> None:
     """Send these messages to their room's tabs once the transaction has committed."""
     html = rendering.in_every_language(rendering.message_oob, *messages)
-    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html))
+    key = message_key(messages[0]) if len(messages) == 1 else None
+    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))

@@ -3,7 +3,10 @@
 Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}.
 A frame with an "action" is a control frame:
 - "sync" (with "after", a message id) asks for what the page has not seen;
-  static/chat/chat.js sends it whenever the socket opens;
+  static/chat/chat.js sends it whenever the socket opens, and when told the
+  server's Redis feed was restored. With "message" and "seq" instead, it asks
+  for one message, sent only if the server has a newer version: the page sends
+  it when it sees a gap in a message's seq, or a streaming message fall silent;
 - "stop" (with "message", a reply's id) ends a streaming reply for everyone;
 - "regenerate" answers the last message again (also the retry after an error).
 """
@@ -25,9 +28,13 @@ from chat import rendering, replies, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
+from chat.outbox import Outbox
+from chat.throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
 
+# The Redis feed was lost: "service restart", which the page retries.
+CLOSE_FEED_LOST = 1012
 # Close codes in the 4000-4999 range the protocol leaves to applications.
 # Refusals happen before accept, so nothing of the room is ever sent.
 CLOSE_NOT_LOGGED_IN = 4401
@@ -42,6 +49,7 @@ _connections: Counter[int] = Counter()
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
+    outbox: Outbox | None = None
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
@@ -60,8 +68,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room = room
         self.language = _language(self.scope)
         _connections[user.pk] += 1
+        # Catch-up reads cost the database thread every tab shares: a few at
+        # once, then one a second (CHAT_SYNC_RATE).
+        self.syncs = TokenBucket(rate=settings.CHAT_SYNC_RATE, burst=settings.CHAT_SYNC_BURST)
+        # Made before joining the group, whose broadcasts it carries; it can
+        # watch the connection's buffer only once the handshake is done.
+        outbox = Outbox(self._write, self._close_with, limit=settings.CHAT_OUTBOX_LIMIT)
+        self.outbox = outbox
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
+        outbox.attach(self.base_send)
         replies.reply_watchdog_start()
 
     async def disconnect(self, code: int) -> None:
@@ -71,7 +87,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         _connections[user_id] -= 1
         if _connections[user_id] <= 0:
             del _connections[user_id]
-        await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        try:
+            await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        except Exception:
+            # Redis is gone; its subscription went with it.
+            logger.info("could not leave room %s's group", self.room.pk, exc_info=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -88,7 +108,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if frame is None:
             await self._refuse(_("That frame was not a JSON object, so it was ignored."))
         elif frame.get("action") == "sync":
-            await self._catch_up(frame.get("after"))
+            await self._catch_up(frame)
         elif frame.get("action") == "stop":
             await self._stop(frame.get("message"))
         elif frame.get("action") == "regenerate":
@@ -111,8 +131,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        """A fragment broadcast to the room: forward it unchanged, in this tab's language."""
-        await self.send(text_data=event.get("translations", {}).get(self.language, event["html"]))
+        """A fragment broadcast to the room: forward it unchanged, in this tab's language.
+
+        The event's "key" names the message it carries, so a tab that reads
+        slowly gets only that message's newest version (chat.outbox).
+        """
+        html = event.get("translations", {}).get(self.language, event["html"])
+        await self.outbox.put(html, key=event.get("key"))
+
+    async def layer_down(self, event: dict[str, Any]) -> None:
+        """This process lost Redis (chat.layers): the page shows it is offline and retries."""
+        await self.close(code=CLOSE_FEED_LOST)
+
+    async def layer_reconnected(self, event: dict[str, Any]) -> None:
+        """The feed came back after a drop: broadcasts in between are lost, so the page re-syncs."""
+        with translation.override(self.language):
+            await self.send(text_data=rendering.sync_request())
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        # Every text frame goes through the outbox, so nothing overtakes what waits there.
+        if text_data is not None and not close and self.outbox is not None:
+            await self.outbox.put(text_data)
+        else:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def _write(self, text: str) -> None:
+        await super().send(text_data=text)
+
+    async def _close_with(self, code: int) -> None:
+        await self.close(code=code)
 
     async def chat_member_removed(self, event: dict[str, Any]) -> None:
         if event["user_id"] == self.scope["user"].pk:
@@ -154,14 +203,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
 
-    async def _catch_up(self, after: object) -> None:
-        after = _as_id(after, allow_zero=True)
-        if after is None:
+    async def _catch_up(self, frame: dict[str, Any]) -> None:
+        if "message" in frame:
+            message_id, seq = _as_id(frame["message"]), _as_id(frame.get("seq"), allow_zero=True)
+            after = None
+        else:
+            message_id, seq = None, None
+            after = _as_id(frame.get("after"), allow_zero=True)
+        if after is None and (message_id is None or seq is None):
             await self._refuse(_("Could not catch up: the sync frame was malformed."))
             return
-        messages = await database_sync_to_async(selectors.room_messages_after)(
-            room=self.room, after=after
-        )
+        # Past the throttle, a sync is dropped: the page asks again while it still lacks something.
+        if not self.syncs.take():
+            return
+        if after is not None:
+            messages = await database_sync_to_async(selectors.room_messages_after)(
+                room=self.room, after=after
+            )
+        else:
+            messages = await database_sync_to_async(selectors.room_message_newer)(
+                room=self.room, pk=message_id, seq=seq
+            )
         if messages:
             await self.send(text_data=rendering.message_oob(*messages))
 

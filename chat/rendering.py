@@ -40,3 +40,8 @@ def composer(*, room: Room, form: MessageForm | None = None, error: str = "") ->
 def room_reset(*, room: Room) -> str:
     """The room's header and an emptied message list, after its history was cleared."""
     return render_to_string(f"{ROOM_TEMPLATE}#room_reset", {"room": room})
+
+
+def sync_request() -> str:
+    """Tells the page to catch up (static/chat/chat.js), after broadcasts may have been lost."""
+    return render_to_string(f"{ROOM_TEMPLATE}#sync_request")

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from chat import llm, rag, rendering, selectors
-from chat.broadcast import message_broadcast_on_commit, reply_group, room_send
+from chat.broadcast import message_broadcast_on_commit, message_key, reply_group, room_send
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ class _ReplyStream:
             await room_send(
                 room_id=self.room.pk,
                 html=rendering.in_every_language(rendering.message_oob, self.reply),
+                key=message_key(self.reply),
             )
         except Exception:
             # Tabs miss this update, not the reply: the next update carries

@@ -85,3 +85,13 @@ SYNC_LIMIT = 200
 def room_messages_after(*, room: Room, after: int) -> list[Message]:
     """What a reconnecting page missed: messages after `after`, oldest first."""
     return list(room_messages(room=room).filter(pk__gt=after)[:SYNC_LIMIT])
+
+
+def room_message_newer(*, room: Room, pk: int, seq: int) -> list[Message]:
+    """The room's message `pk`, if it is newer than the version `seq` a page holds.
+
+    While a reply streams the saved row lags what was broadcast, so this mostly
+    finds nothing; a final state is saved before it is broadcast, so a page
+    that missed it finds it here. Another room's message is never found.
+    """
+    return list(room_messages(room=room).filter(pk=pk, seq__gt=seq))

@@ -106,20 +106,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis serves every process; without it a single process falls back to
-# the in-memory layer (chat.apps warns about that at start-up).
+# the in-memory layer (config.asgi warns about that at start-up).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis's pub/sub layer, which publishes each room update once
+            # and fans it out in each process, told of Redis drops (chat/layers.py).
+            "BACKEND": "chat.layers.RoomPubSubLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                # channels-redis silently drops messages past `capacity`, which
-                # bounds each process's whole inbox, shared by all its rooms. Updates
-                # are coalesced (CHAT_STREAM_INTERVAL), yet 50 replies in one process
-                # lost thousands at 1,000 and none at 10,000 (docs/benchmark.md).
-                "capacity": 10_000,
-                "expiry": 30,
                 "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             },
         }
@@ -186,3 +182,10 @@ CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 # A reply still marked streaming with no save for this long (seconds) lost its
 # process; it is marked interrupted when its room is next opened.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
+
+# Fan-out. A tab that reads slowly gets only the newest version of each
+# message; past this many different frames waiting it is closed, to reconnect.
+CHAT_OUTBOX_LIMIT = env.int("CHAT_OUTBOX_LIMIT", default=50)
+# Catch-up requests per socket: a burst, then this many a second.
+CHAT_SYNC_BURST = env.int("CHAT_SYNC_BURST", default=5)
+CHAT_SYNC_RATE = env.float("CHAT_SYNC_RATE", default=1.0)

@@ -48,12 +48,12 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def channels_prefix(redis_url: str) -> str:
-    """Route every test through channels-redis, under keys no other run shares."""
+    """Route every test through the app's Redis layer, under channels no other run shares."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     django_settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "capacity": 1000, "expiry": 30, "prefix": prefix},
+            "BACKEND": "chat.layers.RoomPubSubLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": prefix},
         }
     }
     channel_layers.backends.clear()

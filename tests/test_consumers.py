@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from chat import services
 from chat.models import Message
 from config.asgi import application
-from tests.conftest import ORIGIN, session_cookie
+from tests.conftest import ORIGIN, replies_finished, session_cookie
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in, receive_until, reply_finished
 
@@ -161,6 +161,86 @@ async def test_catch_up_sends_what_the_page_missed(room, connect, message_factor
     # Nothing new: nothing is sent.
     await tab.send_to(text_data=json.dumps({"action": "sync", "after": missed.pk}))
     assert await tab.receive_nothing(timeout=0.2)
+
+
+def sync_one(message_id: int, seq: int) -> str:
+    return json.dumps({"action": "sync", "message": message_id, "seq": seq})
+
+
+async def test_a_dropped_final_update_is_repaired_by_asking_for_that_message(
+    room, connect, model, monkeypatch
+):
+    """The layer delivers at most once: here the reply's final broadcast is dropped on
+    purpose, and the tab, seeing its streaming message fall silent, asks for it."""
+    from chat import replies
+
+    real_send = replies.room_send
+
+    async def drop_the_final_update(*, room_id, html, key=None):
+        if 'data-status="streaming"' in html["en"]:
+            await real_send(room_id=room_id, html=html, key=key)
+
+    monkeypatch.setattr(replies, "room_send", drop_the_final_update)
+    model.queue(Reply("The end never arrives live.", tokens_per_second=100))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("hi"))
+    await replies_finished()
+    frames = []
+    while not await tab.receive_nothing(timeout=0.3):
+        frames.append(await tab.receive_from())
+    held = [m for f in frames for m in messages_in(f) if m.role == "assistant"][-1]
+    assert held.status == "streaming", "the tab never heard the reply end"
+
+    await tab.send_to(text_data=sync_one(held.pk, held.seq))
+    (final,) = messages_in(await tab.receive_from())
+    assert (final.pk, final.status) == (held.pk, "complete")
+    assert final.text == "The end never arrives live." and final.seq > held.seq
+    # Holding the newest version already, the tab is sent nothing.
+    await tab.send_to(text_data=sync_one(final.pk, final.seq))
+    assert await tab.receive_nothing(timeout=0.3)
+
+
+async def test_asking_for_another_rooms_message_sends_nothing(
+    room, room_factory, connect, message_factory
+):
+    elsewhere = await sync_to_async(message_factory)(await sync_to_async(room_factory)("Other"))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=sync_one(elsewhere.pk, 0))
+    assert await tab.receive_nothing(timeout=0.3)
+
+
+async def test_a_flood_of_sync_requests_is_throttled_per_socket(
+    room, connect, message_factory, settings
+):
+    settings.CHAT_SYNC_BURST, settings.CHAT_SYNC_RATE = 3, 0.5
+    await sync_to_async(message_factory)(room, "already there")
+    flooder = await connect(f"/ws/chat/{room.pk}/")
+    calm = await connect(f"/ws/chat/{room.pk}/")
+    for _ in range(30):
+        await flooder.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+    answered = 0
+    while not await flooder.receive_nothing(timeout=0.3):
+        await flooder.receive_from()
+        answered += 1
+    assert answered == 3, "a burst is answered, the rest dropped"
+    # Another socket's allowance is its own.
+    await calm.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+    assert [m.text for m in messages_in(await calm.receive_from())] == ["already there"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "sync"},
+        {"action": "sync", "message": 1},
+        {"action": "sync", "message": "x", "seq": 1},
+        {"action": "sync", "message": 1, "seq": -1},
+    ],
+)
+async def test_malformed_sync_requests_get_a_notice(room, connect, frame):
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=json.dumps(frame))
+    assert "the sync frame was malformed" in await tab.receive_from()
 
 
 async def refused_with(path: str, headers: list[tuple[bytes, bytes]]) -> int:

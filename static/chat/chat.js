@@ -6,8 +6,15 @@
 
   // Close codes the ws extension already retries; 4xxx are the server's final word.
   const RETRIED_BY_HTMX = [1006, 1011, 1012, 1013];
+  // Broadcasts are delivered at most once: a streaming message silent this long
+  // (ms) may have missed its final state, so the page asks for it, then less often.
+  const SILENT_AFTER = 2000;
+  const ASK_AT_MOST_EVERY = 30000;
   let leaving = false;
   let stickToBottom = true;
+  let socket = null;
+  const lastHeard = new Map(); // article id -> when its last version arrived
+  const nextAsk = new Map(); // article id -> [earliest next ask, wait after it]
 
   const messages = () => document.getElementById("messages");
 
@@ -39,31 +46,71 @@
     return streaming.length ? Math.min(...pks) - 1 : Math.max(...pks);
   }
 
+  // Ask the server for one message's state, if it has a newer version than ours;
+  // at most once per message per wait, the wait doubling while nothing changes.
+  function askFor(article) {
+    const now = Date.now();
+    const [earliest, wait] = nextAsk.get(article.id) || [0, SILENT_AFTER];
+    if (!socket || now < earliest) return;
+    nextAsk.set(article.id, [now + wait, Math.min(wait * 2, ASK_AT_MOST_EVERY)]);
+    const frame = { action: "sync", message: Number(article.dataset.pk), seq: Number(article.dataset.seq) };
+    socket.send(JSON.stringify(frame));
+  }
+
+  function heard(article) {
+    lastHeard.set(article.id, Date.now());
+    nextAsk.delete(article.id);
+  }
+
   // Upsert: a message already on the page is replaced only by a newer seq, so
-  // duplicated or reordered updates cannot take the text backwards.
+  // duplicated or reordered updates cannot take the text backwards. A gap in
+  // seq means versions were missed; the newest is what counts, but a streaming
+  // one is checked with the server.
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const { target, fragment } = event.detail;
     if (target.id !== "messages") return;
     for (const incoming of [...fragment.children]) {
       const current = incoming.id && document.getElementById(incoming.id);
-      if (!current) continue;
-      if (Number(incoming.dataset.seq) > Number(current.dataset.seq)) {
+      if (!current) {
+        if (incoming.id) heard(incoming);
+        continue;
+      }
+      const seq = Number(incoming.dataset.seq);
+      const held = Number(current.dataset.seq);
+      if (seq > held) {
         current.replaceWith(incoming);
         htmx.process(incoming);
+        heard(incoming);
+        if (seq > held + 1 && incoming.dataset.status === "streaming") askFor(incoming);
       } else {
         incoming.remove();
       }
     }
   });
 
+  // A streaming message that has fallen silent may have missed its final state.
+  setInterval(() => {
+    const now = Date.now();
+    for (const article of document.querySelectorAll('#messages article[data-status="streaming"]')) {
+      if (!lastHeard.has(article.id)) lastHeard.set(article.id, now);
+      if (now - lastHeard.get(article.id) > SILENT_AFTER) askFor(article);
+    }
+  }, 1000);
+
+  function catchUp() {
+    if (socket) socket.send(JSON.stringify({ action: "sync", after: syncPoint() }));
+  }
+
   document.addEventListener("htmx:wsConnecting", () => setConnection("connecting"));
 
   document.addEventListener("htmx:wsOpen", (event) => {
     setConnection("online");
-    event.detail.socketWrapper.send(JSON.stringify({ action: "sync", after: syncPoint() }));
+    socket = event.detail.socketWrapper;
+    catchUp();
   });
 
   document.addEventListener("htmx:wsClose", (event) => {
+    socket = null;
     const code = event.detail.event.code;
     // The server's final word: the room is gone, or the owner removed this user.
     if (code === 4404 || code === 4403) {
@@ -94,7 +141,10 @@
   });
 
   // The server answers a send with a fresh composer; keep typing where we were.
+  // It replaces #sync-request when broadcasts may have been lost (its Redis
+  // feed came back after a drop): catch up then.
   document.addEventListener("htmx:oobAfterSwap", (event) => {
+    if (event.detail.target.id === "sync-request" || event.target.id === "sync-request") catchUp();
     if (event.detail.target.id === "composer" || event.target.id === "composer") {
       const field = document.querySelector("#composer textarea");
       if (field && document.activeElement === document.body) field.focus();

@@ -1,0 +1,107 @@
+"""The channel layer: channels-redis's pub/sub layer, told when its Redis connection drops.
+
+RedisPubSubChannelLayer publishes each group message once and fans it out
+inside each process, which is what lets one process stream to thousands of tabs
+(docs/benchmark.md). It delivers at most once, and its own on_disconnect and
+on_reconnect hooks are never called (channels_redis #406), so a Redis restart
+would lose messages silently (#256). This subclass wires those two moments to
+every channel of the process, as events its consumers handle:
+
+- "layer.down" when the subscriber connection fails: each tab is closed with a
+  code the page retries, so it shows that it is offline and catches up when the
+  handshake succeeds again;
+- "layer.reconnected" when redis-py has re-subscribed after a drop it recovered
+  from by itself: whatever was published in between is lost, so each tab is
+  told to re-sync.
+
+Only the connection hooks are added; publishing, subscribing and fan-out are
+the library's own (channels-redis 4.x; see tests/test_layers.py).
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from channels_redis import pubsub
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+DOWN = {"type": "layer.down"}
+RECONNECTED = {"type": "layer.reconnected"}
+
+
+class _WatchedPubSub(PubSub):
+    """redis-py's PubSub, reporting its connection's failures and recoveries."""
+
+    def __init__(self, *args: Any, shard: "_WatchedShard", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shard = shard
+
+    async def on_connect(self, connection: Any) -> None:
+        # Called on every reconnect (the first connection is made before this
+        # callback is registered), after the subscriptions are restored.
+        await super().on_connect(connection)
+        self._shard.reconnected()
+
+    async def parse_response(self, block: bool = True, timeout: float = 0) -> Any:  # noqa: ASYNC109 (redis-py's signature)
+        try:
+            return await super().parse_response(block=block, timeout=timeout)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            self._shard.down()
+            raise
+
+
+class _WatchedShard(pubsub.RedisSingleShardConnection):
+    def __init__(self, host: dict[str, Any], channel_layer: "_WatchedLoopLayer") -> None:
+        super().__init__(host, channel_layer)
+        self._down = False
+
+    def _ensure_redis(self) -> None:
+        if self._redis is None:
+            super()._ensure_redis()
+            self._pubsub = _WatchedPubSub(connection_pool=self._redis.connection_pool, shard=self)
+
+    def down(self) -> None:
+        if not self._down:
+            self._down = True
+            logger.warning(
+                "lost the Redis subscription at %s; closing this process's tabs",
+                self.host.get("address", self.host),
+            )
+            self.channel_layer.tell_every_channel(DOWN)
+
+    def reconnected(self) -> None:
+        was_down, self._down = self._down, False
+        logger.warning("Redis subscription at %s restored; tabs re-sync", self.host.get("address"))
+        # After an outage the tabs were already closed, and reconnect by themselves.
+        if not was_down:
+            self.channel_layer.tell_every_channel(RECONNECTED)
+
+
+class _WatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shards = [
+            _WatchedShard(host, self) for host in pubsub.decode_hosts(kwargs.get("hosts"))
+        ]
+
+    def tell_every_channel(self, event: dict[str, Any]) -> None:
+        data = self.channel_layer.serialize(event)
+        for queue in self.channels.values():
+            queue.put_nowait(data)
+
+
+class RoomPubSubLayer(pubsub.RedisPubSubChannelLayer):
+    """RedisPubSubChannelLayer whose consumers hear of Redis connection drops."""
+
+    def _get_layer(self) -> _WatchedLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = _WatchedLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            pubsub._wrap_close(self, loop)
+        return layer
