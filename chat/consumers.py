@@ -73,7 +73,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.syncs = TokenBucket(rate=settings.CHAT_SYNC_RATE, burst=settings.CHAT_SYNC_BURST)
         # Made before joining the group, whose broadcasts it carries; it can
         # watch the connection's buffer only once the handshake is done.
-        outbox = Outbox(self._write, self._close_with, limit=settings.CHAT_OUTBOX_LIMIT)
+        outbox = Outbox(
+            self._write,
+            self._close_with,
+            limit=settings.CHAT_OUTBOX_LIMIT,
+            send_buffer=settings.CHAT_SOCKET_SEND_BUFFER,
+        )
         self.outbox = outbox
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()

@@ -13,11 +13,16 @@ producer and, while paused, keeps the frames instead of writing them:
 - past `limit` waiting frames the socket is closed with 1013, which the page
   retries and then catches up on, like any reconnect.
 
+The kernel's send buffer is fixed at `send_buffer` bytes (Linux doubles it), so
+what a stalled tab costs is bounded there too.
+
 Under channels.testing there is no Twisted transport, and frames go straight out.
 """
 
 import asyncio
+import contextlib
 import functools
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,8 +42,10 @@ class Outbox:
         close: Callable[[int], Awaitable[None]],
         *,
         limit: int,
+        send_buffer: int = 0,
     ) -> None:
         self._send, self._close, self._limit = send, close, limit
+        self._send_buffer = send_buffer
         self._waiting: OrderedDict[object, str] = OrderedDict()
         self._paused = self._closed = False
         self._flusher: asyncio.Task[None] | None = None
@@ -58,6 +65,13 @@ class Outbox:
         if self._previous is not None:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
+        if self._send_buffer:
+            # Left to itself, Linux grows a stalled socket's send buffer to megabytes
+            # (tcp_wmem); a fixed one bounds what the kernel holds for it too.
+            with contextlib.suppress(AttributeError, OSError):
+                transport.getHandle().setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer
+                )
         return True
 
     @property

@@ -186,6 +186,9 @@ CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
 # Fan-out. A tab that reads slowly gets only the newest version of each
 # message; past this many different frames waiting it is closed, to reconnect.
 CHAT_OUTBOX_LIMIT = env.int("CHAT_OUTBOX_LIMIT", default=50)
+# Bytes of kernel send buffer per websocket (0: the kernel's own sizing, which
+# grows to megabytes for a client that stops reading).
+CHAT_SOCKET_SEND_BUFFER = env.int("CHAT_SOCKET_SEND_BUFFER", default=128 * 1024)
 # Catch-up requests per socket: a burst, then this many a second.
 CHAT_SYNC_BURST = env.int("CHAT_SYNC_BURST", default=5)
 CHAT_SYNC_RATE = env.float("CHAT_SYNC_RATE", default=1.0)

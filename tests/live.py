@@ -1,8 +1,11 @@
 """Driving real daphne processes like a browser does: pages over HTTP, rooms over websockets."""
 
 import asyncio
+import base64
 import contextlib
+import os
 import secrets
+import socket
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -139,3 +142,21 @@ async def frames_until(
             if done(message.data):
                 return frames
     raise AssertionError(f"socket closed ({ws.close_code}) after {len(frames)} frames")
+
+
+def stalled_client(server: DaphneServer, room_id: int, cookies: str) -> socket.socket:
+    """A websocket client that completes the handshake, then never reads again."""
+    sock = socket.socket()
+    # A tiny receive window, so the server's writes back up at once.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/chat/{room_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.http_url}\r\nCookie: {cookies}\r\n\r\n"
+        ).encode()
+    )
+    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    return sock

@@ -5,9 +5,7 @@ stated bound: a crash loses at most CHAT_SAVE_INTERVAL of tokens.
 """
 
 import asyncio
-import base64
 import json
-import os
 import re
 import socket
 import time
@@ -19,7 +17,15 @@ import pytest
 from yarl import URL
 
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.live import Stack, browser_session, create_room, frames_until, open_socket, running_stack
+from tests.live import (
+    Stack,
+    browser_session,
+    create_room,
+    frames_until,
+    open_socket,
+    running_stack,
+    stalled_client,
+)
 from tests.servers import RedisServer
 from tests.wsutil import messages_in, reply_finished
 
@@ -265,24 +271,6 @@ async def reconnect(session, server, room_id, attempts: int = 50):
         except (aiohttp.ClientError, TypeError, TimeoutError):
             await asyncio.sleep(0.2)
     raise AssertionError("the server never accepted a connection again")
-
-
-def stalled_client(server, room_id: int, cookies: str) -> socket.socket:
-    """A websocket client that completes the handshake, then never reads again."""
-    sock = socket.socket()
-    # A tiny receive window, so the server's writes back up at once.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/chat/{room_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.http_url}\r\nCookie: {cookies}\r\n\r\n"
-        ).encode()
-    )
-    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
-    return sock
 
 
 async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url, model_server):
