@@ -1,8 +1,8 @@
 """`uv run python -m bench`: start the stack on loopback, run the scenarios, write the results.
 
-uv run python -m bench                  # S1-S5: ours as shipped, ours as proposed, naive
-uv run python -m bench --only S1,S4     # some scenarios
-uv run python -m bench --levers         # also S1 once per lever, one change at a time
+uv run python -m bench                  # every scenario: ours, and naive on S1 and S2
+uv run python -m bench --only S1,S4     # some scenarios (S6 is the whole sweep)
+uv run python -m bench --profile        # also py-spy the first daphne in each stream run
 uv run python -m bench --docs           # write docs/benchmark-results.json and -latency.png
 """
 
@@ -25,42 +25,36 @@ STREAMS = {
     "S1": Load("S1", rooms=1, tabs_per_room=200, tokens=400, rate=50),
     "S2": Load("S2", rooms=50, tabs_per_room=4, tokens=200, rate=30),
     "S3": Load("S3", rooms=1, tabs_per_room=200, tokens=400, rate=50, servers=2),
+    # S1 with one more socket into the room that never reads.
+    "stalled": Load("stalled", rooms=1, tabs_per_room=200, tokens=400, rate=50, stalled=1),
+    "S7": Load("S7", rooms=1, tabs_per_room=1000, tokens=400, rate=50, servers=2),
 }
-SHIPPED = Variant()
-PROPOSED = Variant(layer="pubsub", changes=("fastpath", "sse", "freeze"))
+# Capacity: many rooms streaming at once, two tabs each, on one and on two processes.
+SWEEP_ROOMS = (10, 25, 50, 100, 200)
+for _servers in (1, 2):
+    for _rooms in SWEEP_ROOMS:
+        _name = f"S6-{_rooms}x{_servers}"
+        STREAMS[_name] = Load(_name, _rooms, tabs_per_room=2, tokens=150, rate=30, servers=_servers)
+OURS = Variant()
 NAIVE = Variant("naive", layer="default")
-COMPARED = {
-    "S1": (SHIPPED, PROPOSED, NAIVE),
-    "S2": (SHIPPED, PROPOSED, NAIVE),
-    "S3": (SHIPPED, PROPOSED),
-}
-# One thing changed at a time, from the shipped app towards the proposal; S2
-# shows what reading the model's stream costs with 50 of them at once.
-LEVERS = (
-    ("S1", Variant(layer="pubsub")),
-    ("S1", Variant(changes=("fastpath",))),
-    ("S1", Variant(layer="pubsub", changes=("fastpath",))),
-    ("S1", Variant(layer="pubsub", changes=("fastpath", "freeze"))),
-    ("S1", Variant(layer="pubsub", interval=0.02, changes=PROPOSED.changes)),
-    ("S1", Variant(layer="pubsub", interval=0.1, changes=PROPOSED.changes)),
-    ("S1", Variant("naive", layer="app")),
-    ("S2", Variant(layer="pubsub", changes=("fastpath", "freeze"))),
-    ("S2", Variant(layer="pubsub", changes=("fastpath", "client", "freeze"))),
-    ("S2", Variant(layer="pubsub", interval=0.1, changes=PROPOSED.changes)),
-)
+COMPARED = {"S1": (OURS, NAIVE), "S2": (OURS, NAIVE)}
 IDLE_CONNECTIONS, RENDER_SIZES = 2000, (100, 1000, 10_000)
-# One per tab in S1 and S2; S4 gives each of them 10 connections.
+# One per tab in S1 and S2; S4 gives each of them 10 connections, S7 five.
 USERS = 200
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="S1,S2,S3,S4,S5", help="comma-separated scenarios")
-    parser.add_argument("--levers", action="store_true", help="also run the lever sweep")
+    parser.add_argument(
+        "--only", default="S1,S2,S3,stalled,S6,S7,S4,S5", help="comma-separated scenarios"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the first daphne")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--docs", action="store_true", help="write docs/benchmark-*")
     args = parser.parse_args(argv)
     wanted = args.only.split(",")
+    if "S6" in wanted:
+        wanted += [name for name in STREAMS if name.startswith("S6-")]
     # SIGTERM unwinds like Ctrl-C, so the servers and clients started so far are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -74,20 +68,32 @@ def main(argv: list[str] | None = None) -> None:
         "streams": [],
     }
     runs = [
-        (name, variant, False) for name in STREAMS if name in wanted for variant in COMPARED[name]
+        (name, variant)
+        for name in STREAMS
+        if name in wanted
+        for variant in COMPARED.get(name, (OURS,))
     ]
-    if args.levers:
-        runs += [(name, variant, True) for name, variant in LEVERS if name in wanted]
+    stamp = results["started"].replace(":", "")
+    out = ROOT / ("docs/benchmark-results.json" if args.docs else f"bench/results/{stamp}.json")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         database = Database(
             workdir, rooms=max(load.rooms for load in STREAMS.values()), users=USERS
         )
-        for name, variant, lever in runs:
+        for name, variant in runs:
+            profile = None
+            if args.profile:
+                profile = out.with_name(f"{out.stem}-{name}-{variant.design}.pyspy")
+                profile.parent.mkdir(parents=True, exist_ok=True)
             run = run_stream(
-                database, STREAMS[name], variant, client_procs=args.clients, workdir=workdir
+                database,
+                STREAMS[name],
+                variant,
+                client_procs=args.clients,
+                workdir=workdir,
+                profile=profile,
             )
-            results["streams"].append({**run, "lever": lever})
+            results["streams"].append(run)
             print(report.table([run]).splitlines()[1], flush=True)
         if "S4" in wanted:
             results["idle"] = [
@@ -101,14 +107,16 @@ def main(argv: list[str] | None = None) -> None:
             results["render"] = run_render(database, RENDER_SIZES)
             print(results["render"], flush=True)
 
-    stamp = results["started"].replace(":", "")
-    out = ROOT / ("docs/benchmark-results.json" if args.docs else f"bench/results/{stamp}.json")
     report.write_json(out, results)
     if results["streams"]:
         print(report.table(results["streams"]))
-        plotted = [run for run in results["streams"] if not run["lever"]]
+        latency_png = ROOT / "docs/benchmark-latency.png" if args.docs else out.with_suffix(".png")
         report.plot(
-            ROOT / "docs/benchmark-latency.png" if args.docs else out.with_suffix(".png"), plotted
+            latency_png, [r for r in results["streams"] if not r["scenario"].startswith("S6")]
+        )
+        report.plot_capacity(
+            latency_png.with_name(latency_png.name.replace("latency", "capacity")),
+            [r for r in results["streams"] if r["scenario"].startswith("S6")],
         )
     print(f"results: {out}")
 

@@ -2,11 +2,12 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import psutil
 
 from bench.model import reply_chunks
+from bench.profile import hottest, profiled
 from bench.stack import DJANGO_ENV, Database, Sampler, Stack, stack
+from tests.live import stalled_client
 from tests.servers import ROOT
 
 PATHS = {"ours": "/ws/chat/{room}/", "naive": "/ws/naive/{room}/", "idle": "/ws/chat/{room}/"}
@@ -28,6 +31,7 @@ class Load:
     tokens: int  # reply length
     rate: float  # tokens per second from the model
     servers: int = 1  # daphne processes; a room's tabs are spread over them
+    stalled: int = 0  # raw sockets into the first room that never read
 
     @property
     def seconds(self) -> float:
@@ -39,20 +43,18 @@ class Variant:
     design: str = "ours"  # or "naive" (bench/naive.py)
     layer: str = "app"  # see bench/settings.py
     interval: float = 0.04  # CHAT_STREAM_INTERVAL, seconds
-    changes: tuple[str, ...] = ()  # proposed changes to ours, see bench/proposed.py
 
     @property
     def label(self) -> str:
         if self.design == "naive":
             return f"naive ({self.layer} layer)"
-        changes = "".join(f"+{change}" for change in self.changes)
-        return f"ours{changes} ({self.layer} layer, {self.interval * 1000:g} ms)"
+        return f"ours ({self.layer} layer, {self.interval * 1000:g} ms)"
 
     @property
     def application(self) -> str:
         if self.design == "naive":
             return "bench.naive_asgi:application"
-        return "bench.proposed:application" if self.changes else "config.asgi:application"
+        return "config.asgi:application"
 
 
 class Clients:
@@ -127,14 +129,19 @@ def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[s
 
 
 def run_stream(
-    database: Database, load: Load, variant: Variant, *, client_procs: int, workdir: Path
+    database: Database,
+    load: Load,
+    variant: Variant,
+    *,
+    client_procs: int,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Stream one reply per room to every tab; return what the tabs saw and what it cost."""
-    settings = {
-        "BENCH_LAYER": variant.layer,
-        "CHAT_STREAM_INTERVAL": str(variant.interval),
-        "BENCH_CHANGES": ",".join(variant.changes),
-    }
+    """Stream one reply per room to every tab; return what the tabs saw and what it cost.
+
+    With `profile`, py-spy samples the first daphne process into that file.
+    """
+    settings = {"BENCH_LAYER": variant.layer, "CHAT_STREAM_INTERVAL": str(variant.interval)}
     with stack(
         database,
         application=variant.application,
@@ -145,20 +152,40 @@ def run_stream(
         settings=settings,
     ) as st:
         clients = Clients(_plans(st, load, variant.design, client_procs), workdir)
-        try:
+        daphne = st.servers[0].process
+        assert daphne is not None
+        with ExitStack() as running:
+            stalled = [
+                _stalled(st, st.rooms[0], st.sessions[i % len(st.sessions)])
+                for i in range(load.stalled)
+            ]
+            running.callback(lambda: [sock.close() for sock in stalled])
+            running.callback(clients.kill)
             clients.wait_ready()
+            rss_before = psutil.Process(daphne.pid).memory_info().rss
             sampler = Sampler(st.processes()).start()
+            if profile is not None:
+                running.enter_context(profiled(daphne.pid, profile))
             clients.go()
             outputs = clients.results(timeout=load.seconds * 1.5 + 60)
             usage = sampler.stop()
+            usage["daphne-0"]["rss_growth_mb"] = round(
+                (usage["daphne-0"]["peak_rss_mb"] * 2**20 - rss_before) / 2**20, 1
+            )
             client_cpu = sum(output["cpu_seconds"] for output in outputs)
             usage["clients"] = {
                 "cpu_percent": round(100 * client_cpu / sampler.elapsed, 1),
                 "peak_rss_mb": 0.0,
             }
-        finally:
-            clients.kill()
-        return _measure(load, variant, st, outputs, usage)
+        run = _measure(load, variant, st, outputs, usage)
+        if profile is not None:
+            run["profile"] = hottest(profile)
+        return run
+
+
+def _stalled(st: Stack, room: int, session: str) -> socket.socket:
+    """A tab that opens its socket and never reads from it (tests.live.stalled_client)."""
+    return stalled_client(st.servers[0], room, f"sessionid={session}")
 
 
 def _measure(

@@ -56,6 +56,6 @@ def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
 
 def message_broadcast_on_commit(*messages: Message) -> None:
     """Send these messages to their room's tabs once the transaction has committed."""
-    html = rendering.in_every_language(rendering.message_oob, *messages)
+    html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
     transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))

@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import openai
+
+# The client imports its API resources (~1 s) on first use, which would stall every
+# tab of the process at its first reply: loaded with the app instead.
+import openai.resources.chat
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop

@@ -74,8 +74,8 @@ _cleaner = nh3.Cleaner(
 )
 
 
-# A broadcast renders each message once per language (rendering.in_every_language):
-# the body is the same in each, so it is converted once.
+# A fragment rendered in several languages (rendering.in_every_language) holds
+# the same body in each, so it is converted once.
 @lru_cache(maxsize=16)
 def render(text: str) -> str:
     """Safe HTML for a model's Markdown `text`."""

@@ -254,7 +254,7 @@ class _ReplyStream:
         try:
             await room_send(
                 room_id=self.room.pk,
-                html=rendering.in_every_language(rendering.message_oob, self.reply),
+                html=rendering.messages_in_every_language(self.reply),
                 key=message_key(self.reply),
             )
         except Exception:

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from django.db.models import Max
 from django.test import Client
+from django.utils import translation
 
 from chat import replies
 from chat.models import Message, Room, TaxLawDocument
@@ -73,6 +74,15 @@ def redis_keys(redis_url: str, settings) -> str:
     settings.REDIS_URL = redis_url
     settings.CHAT_REDIS_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
     return settings.CHAT_REDIS_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def default_language() -> Iterator[None]:
+    """A request's language stays active in its thread after the test client returns;
+    each test starts in the default one."""
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(scope="session")

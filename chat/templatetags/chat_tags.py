@@ -4,7 +4,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from chat import llm
+from chat import llm, rendering
 from chat import markdown as chat_markdown
 
 register = template.Library()
@@ -45,3 +45,11 @@ def reply_error(text: str) -> str:
         if match := pattern.fullmatch(text):
             return gettext(msgid) % match.groupdict()
     return text
+
+
+@register.simple_tag(takes_context=True)
+def label(context: template.Context, name: str) -> str:
+    """One of the words around a message (rendering.MESSAGE_LABELS), in the active language,
+    or the marker a broadcast renders once and fills in per language."""
+    markers = context.get("label_markers")
+    return markers[name] if markers else str(rendering.MESSAGE_LABELS[name])
