@@ -1,0 +1,97 @@
+"""Broadcasts are delivered at most once: a page that misses updates, even a reply's
+last one, still ends showing what the server saved, with no reload."""
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, WebSocketRoute, expect
+
+from tests.e2e.pages import last_reply, send
+from tests.fakeopenai import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.integration
+
+ROOM_SOCKET = re.compile(r"/ws/chat/\d+/$")
+FINAL = re.compile(r'message--assistant[^>]*data-status="(complete|stopped|error|interrupted)"')
+
+
+@pytest.fixture
+def room(page: Page, new_room: Callable[..., str]) -> str:
+    return new_room("Lossy room")
+
+
+def words(count: int) -> str:
+    return " ".join(f"word{i}" for i in range(count))
+
+
+def test_a_reply_whose_last_update_was_lost_still_ends_right(
+    page: Page, room: str, model: FakeOpenAI
+):
+    """Every frame carrying the reply's final state is dropped on its way to the page."""
+    dropped: list[str] = []
+
+    def lossy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if isinstance(message, str) and FINAL.search(message) and not dropped:
+                dropped.append(message)
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    page.route_web_socket(ROOM_SOCKET, lossy)
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    text = words(12)
+    model.queue(Reply(text, tokens_per_second=40))
+    send(page, "Twelve words")
+
+    reply = last_reply(page)
+    expect(reply.locator(".message__body")).to_have_text(text, timeout=10_000)
+    # The page held a streaming reply whose end never came; silent for 2 s, it asked.
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    assert len(dropped) == 1
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
+
+
+def test_a_reply_that_finished_while_the_socket_was_down_shows_its_end(
+    page: Page, room: str, model: FakeOpenAI
+):
+    down = {"now": False}
+    sockets: list[WebSocketRoute] = []
+
+    def cut_off(ws: WebSocketRoute) -> None:
+        if down["now"]:
+            ws.close(code=1012, reason="down")
+            return
+        sockets.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket(ROOM_SOCKET, cut_off)
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    text = words(40)
+    model.queue(Reply(text, tokens_per_second=20))
+    send(page, "Forty words")
+    reply = last_reply(page)
+    expect(reply.locator(".message__body")).to_contain_text("word5")
+
+    down["now"] = True
+    sockets[-1].close(code=1012, reason="down")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "offline")
+    shown_while_down = reply.locator(".message__body").text_content() or ""
+    # The reply ends on the server (40 words at 20/s) while the page cannot hear it.
+    time.sleep(2.5)
+    assert reply.get_attribute("data-status") == "streaming"
+    assert len(shown_while_down) < len(text)
+
+    down["now"] = False
+    expect(page.locator("#connection-state")).to_have_attribute(
+        "data-state", "online", timeout=15_000
+    )
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(reply.locator(".message__body")).to_have_text(text)
