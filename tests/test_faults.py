@@ -251,8 +251,12 @@ async def test_redis_restart_mid_session(tmp_path, model_server):
                 assert tab.close_code in (1006, 1011, 1012, 1013), tab.close_code
 
                 redis.start()
-                # The same server process serves new connections and replies.
+                # The same server process serves new connections and replies, and
+                # the reconnected tab converges to what was saved.
                 tab = await reconnect(session, server, room_id)
+                await tab.send_str(json.dumps({"action": "sync", "after": 0}))
+                caught_up = messages_in(await tab.receive_str(timeout=5))
+                assert (caught_up[-1].status, caught_up[-1].text) == ("complete", " ".join(WORDS))
                 await tab.send_str(send("still there?"))
                 frames = await frames_until(tab, reply_finished)
                 assert reply_text(frames[-1]) == "after the restart"
