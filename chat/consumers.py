@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import rendering, selectors, services
+from chat import metrics, rendering, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -60,6 +60,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room = room
         self.language = _language(self.scope)
         _connections[user.pk] += 1
+        metrics.OPEN_WEBSOCKETS.inc()
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
         services.reply_watchdog_start()
@@ -67,6 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.room is None:
             return
+        metrics.OPEN_WEBSOCKETS.dec()
         user_id = self.scope["user"].pk
         _connections[user_id] -= 1
         if _connections[user_id] <= 0:
@@ -109,6 +111,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.chat_message(message)
         else:
             await super().dispatch(message)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        metrics.FRAMES_SENT.inc()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A fragment broadcast to the room: forward it unchanged, in this tab's language."""

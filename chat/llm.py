@@ -31,7 +31,12 @@ class ModelError(Exception):
 
     Messages are English: a reply saves its error, and the page translates it
     for each reader when it renders (chat_tags.reply_error).
+    `kind` names the fault for the model-errors metric.
     """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # The one reply error with a value in it; reply_error translates it by this pattern.
@@ -64,17 +69,23 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
                 yield delta
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
-        raise ModelError(gettext_noop("The model did not answer in time.")) from exc
+        raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
     except openai.APIConnectionError as exc:
-        raise ModelError(gettext_noop("Could not reach the model server.")) from exc
+        raise ModelError(
+            gettext_noop("Could not reach the model server."), kind="connection"
+        ) from exc
     except openai.RateLimitError as exc:
-        raise ModelError(gettext_noop("The model is rate-limited; try again shortly.")) from exc
+        raise ModelError(
+            gettext_noop("The model is rate-limited; try again shortly."), kind="rate_limited"
+        ) from exc
     except openai.APIStatusError as exc:
-        raise ModelError(HTTP_STATUS_ERROR % {"status": exc.status_code}) from exc
+        raise ModelError(
+            HTTP_STATUS_ERROR % {"status": exc.status_code}, kind="http_status"
+        ) from exc
     except (openai.APIError, httpx.TransportError) as exc:
         # A connection cut mid-stream, or a malformed stream.
         logger.warning("model stream failed: %r", exc)
-        raise ModelError(gettext_noop("The model's reply was cut off.")) from exc
+        raise ModelError(gettext_noop("The model's reply was cut off."), kind="cut_off") from exc
     finally:
         # Also when the reply is stopped: the server stops generating.
         if stream is not None:
@@ -145,7 +156,7 @@ def _client_options() -> dict[str, object]:
 
 def _embedding_error(exc: Exception) -> ModelError:
     logger.warning("embedding request failed: %r", exc)
-    return ModelError(gettext_noop("The embedding request failed."))
+    return ModelError(gettext_noop("The embedding request failed."), kind="embedding")
 
 
 _DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream

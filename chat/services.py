@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from chat import llm, rag, ratelimit, rendering, selectors
+from chat import llm, observability, rag, ratelimit, rendering, selectors
 from chat.broadcast import reply_group, room_member_removed_sync, room_send, room_send_sync
 from chat.models import Message, Room
 
@@ -246,6 +246,7 @@ def reply_start(*, room: Room, reply: Message) -> asyncio.Task[None]:
 
 
 async def _reply_generate(*, room: Room, reply: Message) -> None:
+    observability.reply_started(room_id=room.pk, reply_id=reply.pk, model=llm.model_name())
     turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
     # A "!" question is answered from the tax-law documents; the reply keeps its sources.
     turns, reply.sources = await rag.turns_ground(turns=turns)
@@ -255,6 +256,7 @@ async def _reply_generate(*, room: Room, reply: Message) -> None:
     async with _StopSignal(reply_id=reply.pk) as stop:
         reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
     await stream.finish()
+    observability.reply_finished(reply_id=reply.pk, outcome=reply.status)
 
 
 async def _generate(
@@ -285,8 +287,10 @@ async def _write(
     try:
         async for delta in llm.stream_reply(turns):
             stream.reply.content += delta
+            observability.reply_token(reply_id=stream.reply.pk)
             coalescer.mark()
     except llm.ModelError as exc:
+        observability.model_error(reply_id=stream.reply.pk, error=exc)
         return Message.Status.ERROR, str(exc)
     except Exception:
         logger.exception("reply %s failed", stream.reply.pk)

@@ -6,6 +6,7 @@ Django's own settings use the DJANGO_ prefix; service URLs and keys
 
 from pathlib import Path
 
+import csp.constants
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -186,3 +187,46 @@ CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 # A reply still marked streaming with no save for this long (seconds) lost its
 # process; it is marked interrupted when its room is next opened.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
+
+# Operations: proxy, health, metrics, logs and the Content-Security-Policy.
+# The load balancer's health check and Prometheus speak plain HTTP to each process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# collectstatic writes here, for a proxy to serve (deploy/nginx.conf); the app
+# itself serves from the finders, so nothing needs collecting without a proxy.
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or None
+# /metrics answers loopback clients, and others sending "Authorization: Bearer <token>".
+CHAT_METRICS_TOKEN = env.str("CHAT_METRICS_TOKEN", default="")
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "chat.observability.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+# The pages load only their own scripts and stylesheets: no inline code, no eval.
+# 'self' covers same-origin websockets in current browsers; the hosts are listed
+# for those that do not (IPv6 literals cannot be written in a policy).
+_WEBSOCKET_SOURCES = [
+    source
+    for host in ALLOWED_HOSTS
+    if host != "*" and not host.startswith("[")
+    for source in (f"ws://{host.lstrip('.')}:*", f"wss://{host.lstrip('.')}:*")
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.constants.SELF],
+        "script-src": [csp.constants.SELF],
+        "style-src": [csp.constants.SELF],
+        "img-src": [csp.constants.SELF],
+        "connect-src": [csp.constants.SELF, *_WEBSOCKET_SOURCES],
+        "frame-ancestors": [csp.constants.NONE],
+        "form-action": [csp.constants.SELF],
+        "base-uri": [csp.constants.SELF],
+        "object-src": [csp.constants.NONE],
+    }
+}
