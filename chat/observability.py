@@ -8,6 +8,7 @@ the outcome; never the text, the error message or any setting.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -36,8 +37,9 @@ def reply_started(*, room_id: int, reply_id: int, model: str) -> None:
     _watching[reply_id] = _Watch(room_id=room_id, model=model, started=time.monotonic())
     metrics.REPLIES_STREAMING.inc()
     # A task that dies before reply_finished still counts, as "failed".
-    if (task := asyncio.current_task()) is not None:
-        task.add_done_callback(lambda _: reply_finished(reply_id=reply_id, outcome="failed"))
+    with contextlib.suppress(RuntimeError):  # no event loop: nothing to watch
+        if (task := asyncio.current_task()) is not None:
+            task.add_done_callback(lambda _: reply_finished(reply_id=reply_id, outcome="failed"))
 
 
 def reply_token(*, reply_id: int) -> None:
