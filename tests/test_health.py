@@ -49,6 +49,7 @@ def test_plain_http_is_not_redirected_even_when_https_is_enforced(settings):
 
 @pytest.mark.integration
 def test_a_process_whose_database_and_redis_are_gone_answers_503_and_fails_its_healthcheck():
+    """Also: the process still starts, and prints the address to open."""
     port = free_port()
     env = {
         # Nothing listens on these ports.
@@ -70,6 +71,7 @@ def test_a_process_whose_database_and_redis_are_gone_answers_503_and_fails_its_h
         )
     finally:
         server.stop()
+    assert f"Live Chat is starting: open http://127.0.0.1:{port}/" in server.output()
     assert check.returncode == 1
     assert json.loads(check.stderr) == {
         "status": "down: database, redis",
