@@ -41,7 +41,8 @@ _connections: Counter[int] = Counter()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    room: Room | None = None
+    # None on a refused socket, which reads no frames.
+    room: Room = None  # type: ignore[assignment]  # connect() sets it before any frame
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 

@@ -12,12 +12,14 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import httpx
 import openai
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from openai.types.chat import ChatCompletionMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +64,14 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
     stream = None
     try:
         stream = await client.chat.completions.create(
-            model=settings.OPENAI_MODEL, messages=list(turns), stream=True
+            model=settings.OPENAI_MODEL,
+            # Our turns are plain dicts of the SDK's message shape.
+            messages=cast(list[ChatCompletionMessageParam], list(turns)),
+            stream=True,
         )
         async for chunk in stream:
-            if chunk.choices and (delta := chunk.choices[0].delta.content):
-                yield delta
+            if chunk.choices and (text := chunk.choices[0].delta.content):
+                yield text
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
         raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
@@ -142,7 +147,7 @@ def _async_client() -> openai.AsyncOpenAI:
     return per_loop[key]
 
 
-def _client_options() -> dict[str, object]:
+def _client_options() -> dict[str, Any]:
     return {
         # Local servers (Ollama, vLLM) take any key, but the SDK requires one.
         "api_key": settings.OPENAI_API_KEY or "not-needed",

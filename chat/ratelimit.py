@@ -33,7 +33,9 @@ async def _increment(key: str, *, expire: int) -> int:
         _local_counts[key] = _local_counts.get(key, 0) + 1
         return _local_counts[key]
     async with _client().pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, expire).execute()
+        pipe.incr(key)
+        pipe.expire(key, expire)
+        count, _ = await pipe.execute()
     return count
 
 

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -43,7 +43,7 @@ class MemberError(Exception):
     """A member could not be added or removed; the message says why."""
 
 
-def room_create(*, owner: AbstractBaseUser, name: str, system_prompt: str = "") -> Room:
+def room_create(*, owner: User, name: str, system_prompt: str = "") -> Room:
     return Room.objects.create(owner=owner, name=name, system_prompt=system_prompt)
 
 
@@ -134,7 +134,7 @@ async def _watch_for_dead_replies() -> None:
         await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
 
 
-async def message_send(*, room: Room, author: AbstractBaseUser, content: str) -> Message:
+async def message_send(*, room: Room, author: User, content: str) -> Message:
     """Save a user's message and start the room's reply to it.
 
     Raises RateLimited when the author sends too fast, and RoomBusy while the
@@ -149,7 +149,7 @@ async def message_send(*, room: Room, author: AbstractBaseUser, content: str) ->
     return user_message
 
 
-def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple[Message, Message]:
+def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Message]:
     reply_recover_stale(room=room)
     try:
         with transaction.atomic():
@@ -305,7 +305,8 @@ class _StopSignal:
         self.group = reply_group(reply_id)
         self.layer = get_channel_layer()
         self.channel = ""
-        self.received: asyncio.Task[None] | None = None
+        # Set on entering: the Stop listener, or a wait that never ends.
+        self.received: asyncio.Task[object]
 
     async def __aenter__(self) -> "_StopSignal":
         self.channel = await self.layer.new_channel()

@@ -200,8 +200,8 @@ LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text")
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 if LOG_FORMAT == "json":
-    LOGGING["formatters"]["json"] = {"()": "chat.observability.JsonFormatter"}
-    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # The console handler's one formatter, as JSON.
+    LOGGING["formatters"] = {"plain": {"()": "chat.observability.JsonFormatter"}}
 
 INSTALLED_APPS.append("csp")
 MIDDLEWARE.insert(
