@@ -1,4 +1,5 @@
-"""`/healthz` for load balancers and container healthchecks.
+"""`/healthz` for load balancers and container healthchecks, and the middleware
+that serves it and `/metrics`.
 
 200 when the database and Redis (if REDIS_URL is set) answer, 503 naming what
 does not. No login, no detail an outsider could use (only the exception's
@@ -7,15 +8,19 @@ class), and cheap enough to poll every few seconds: one `SELECT 1` and one
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import sync_and_async_middleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from chat.metrics import metrics_view
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +71,38 @@ def healthz(request: HttpRequest) -> JsonResponse:
     down = sorted(name for name, state in report.items() if state != "ok")
     status = "ok" if not down else "down: " + ", ".join(down)
     return JsonResponse({"status": status, **report}, status=503 if down else 200)
+
+
+_ENDPOINTS: dict[str, Callable[[HttpRequest], HttpResponse]] = {
+    "/healthz": healthz,
+    "/metrics": metrics_view,
+}
+
+
+@sync_and_async_middleware
+def operations_middleware(
+    get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]],
+) -> Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]:
+    """Answer /healthz and /metrics ahead of every other middleware.
+
+    Load balancers and Prometheus address each process by its IP, which is not
+    in ALLOWED_HOSTS, and over plain HTTP: host validation and the HTTPS
+    redirect would refuse them. Neither endpoint builds a URL from the Host
+    header, so skipping its validation exposes nothing.
+    """
+    if iscoroutinefunction(get_response):
+
+        async def middleware_async(request: HttpRequest) -> HttpResponse:
+            if (view := _ENDPOINTS.get(request.path_info)) is not None:
+                # The checks block (a query, a Redis ping): off the event loop.
+                return await sync_to_async(view)(request)
+            return await get_response(request)
+
+        return middleware_async
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if (view := _ENDPOINTS.get(request.path_info)) is not None:
+            return view(request)
+        return get_response(request)  # type: ignore[return-value]  # sync in this branch
+
+    return middleware

@@ -189,8 +189,9 @@ CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
 
 # Operations: proxy, health, metrics, logs and the Content-Security-Policy.
-# The load balancer's health check and Prometheus speak plain HTTP to each process.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# /healthz and /metrics come first: load balancers and Prometheus reach each
+# process by its address, over plain HTTP (chat/health.py).
+MIDDLEWARE.insert(0, "chat.health.operations_middleware")
 # collectstatic writes here, for a proxy to serve (deploy/nginx.conf); the app
 # itself serves from the finders, so nothing needs collecting without a proxy.
 STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or None

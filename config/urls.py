@@ -2,8 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from chat.health import healthz
-from chat.metrics import metrics_view
 from chat.views import signup
 
 urlpatterns = [
@@ -12,6 +10,4 @@ urlpatterns = [
     path("accounts/signup/", signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
-    path("metrics", metrics_view, name="metrics"),
 ]

@@ -47,6 +47,14 @@ def test_plain_http_is_not_redirected_even_when_https_is_enforced(settings):
     assert Client().get("/chat/").status_code == 301
 
 
+def test_a_load_balancer_addressing_the_process_by_ip_is_answered():
+    """Its Host is the process's address, which ALLOWED_HOSTS does not list."""
+    by_address = Client(HTTP_HOST="10.0.0.5:8000")
+    assert by_address.get("/healthz").status_code == 200
+    assert by_address.get("/metrics").status_code == 200
+    assert by_address.get("/accounts/login/").status_code == 400
+
+
 @pytest.mark.integration
 def test_a_process_whose_database_and_redis_are_gone_answers_503_and_fails_its_healthcheck():
     """Also: the process still starts, and prints the address to open."""
