@@ -259,7 +259,7 @@ async def test_a_forged_forwarded_proto_is_replaced_by_the_proxy(topology):
 
         async def hsts(base: str, proto: str) -> bool:
             headers = {"X-Forwarded-Proto": proto}
-            async with session.get(f"{base}/healthz", headers=headers) as response:
+            async with session.get(f"{base}/accounts/login/", headers=headers) as response:
                 assert response.status == 200
                 return "Strict-Transport-Security" in response.headers
 
