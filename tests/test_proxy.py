@@ -1,15 +1,15 @@
 """The shipped nginx config (deploy/nginx.conf) in front of two real daphne processes.
 
 nginx runs from Debian's package with the same file, its upstream addresses,
-port and paths swapped for the test's (render() fails if the file no longer
-has what it swaps). The processes share one Redis and one database:
+port and paths swapped for the test's by deploy/nginx_conf.py (which fails if
+the file no longer has what it swaps), as an operator would run it by hand.
+The processes share one Redis and one database:
 PostgreSQL when the PostgreSQL tests can run here (tests/pgembed.py), else a
 SQLite file. Which process served a request is read from nginx's access log,
 as an operator would (its `upstream=` field).
 """
 
 import asyncio
-import getpass
 import json
 import os
 import re
@@ -27,6 +27,7 @@ import aiohttp
 import psycopg
 import pytest
 
+from deploy import nginx_conf
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import browser_session, create_room, frames_until
 from tests.pgembed import PgEmbedServer, Unavailable
@@ -35,56 +36,22 @@ from tests.wsutil import messages_in, reply_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-CONFIG = ROOT / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def render(config: str, *, port: int, upstreams: list[int], prefix: Path, static: Path) -> str:
-    """deploy/nginx.conf with the test's addresses and paths instead of the containers'."""
-    servers = "".join(
-        f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n" for p in upstreams
-    )
-    swaps = [
-        ("pid /tmp/nginx.pid;", f"pid {prefix}/nginx.pid;"),
-        ("error_log /dev/stderr warn;", f"error_log {prefix}/error.log warn;"),
-        ("access_log /dev/stdout upstream;", f"access_log {prefix}/access.log upstream;"),
-        ("/tmp/nginx-", f"{prefix}/temp-"),
-        ("        server web:8000 max_fails=1 fail_timeout=5s;\n", servers),
-        ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("alias /srv/static/;", f"alias {static}/;"),
-    ]
-    for old, new in swaps:
-        assert old in config, f"deploy/nginx.conf no longer has {old!r}"
-        config = config.replace(old, new)
-    return config
 
 
 class Nginx:
     def __init__(self, *, upstreams: list[int], static: Path, prefix: Path) -> None:
         self.port, self.prefix = free_port(), prefix
         prefix.mkdir(parents=True, exist_ok=True)
-        config = prefix / "nginx.conf"
-        config.write_text(
-            render(
-                CONFIG.read_text(),
-                port=self.port,
-                upstreams=upstreams,
-                prefix=prefix,
-                static=static,
-            )
+        config = nginx_conf.render(
+            nginx_conf.CONFIG.read_text(),
+            listen=f"127.0.0.1:{self.port}",
+            upstreams=[f"127.0.0.1:{port}" for port in upstreams],
+            prefix=prefix,
+            static=static,
         )
-        # As root, workers would drop to "nobody", who cannot read pytest's tmp dirs.
-        user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
-        self.command = [
-            NGINX,
-            "-p",
-            str(prefix),
-            "-c",
-            str(config),
-            "-e",
-            str(prefix / "error.log"),
-        ]
-        self.command += ["-g", f"daemon off; {user}"]
+        (prefix / "nginx.conf").write_text(config)
+        self.command = nginx_conf.command(NGINX, prefix)
         self.process: subprocess.Popen | None = None
 
     @property
