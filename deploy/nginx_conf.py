@@ -11,6 +11,7 @@ it, unprivileged. tests/test_proxy.py runs the shipped config the same way.
 import argparse
 import getpass
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         static=args.static,
     )
     (prefix / "nginx.conf").write_text(rendered)
-    print(" ".join(command("nginx", prefix)))
+    print(shlex.join(command("nginx", prefix)))
     return 0
 
 
