@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from chat.metrics import metrics_view
+from chat.redis_url import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def redis_check() -> None:
     # One client (and connection pool) per URL for the process: polling opens no new sockets.
     url = settings.REDIS_URL
     if url not in _redis_clients:
-        _redis_clients[url] = redis.Redis.from_url(
+        _redis_clients[url] = sync_client(
             url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
         )
     _redis_clients[url].ping()

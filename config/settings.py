@@ -10,6 +10,8 @@ import csp.constants
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from chat.redis_url import channel_layer_host
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -114,7 +116,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [channel_layer_host(REDIS_URL)],
                 # channels-redis silently drops messages past `capacity`, which
                 # bounds each process's whole inbox, shared by all its rooms. Updates
                 # are coalesced (CHAT_STREAM_INTERVAL), yet 50 replies in one process
