@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, StorageState, expect
@@ -109,7 +110,7 @@ def test_the_policy_is_sent_with_every_page(app_server: DaphneServer):
 
 def test_logged_out_pages(watched):
     page = watched().new_page()
-    for path in ("/accounts/login/", "/accounts/signup/"):
+    for path in ("/accounts/login/", "/accounts/signup/", "/admin/login/"):
         page.goto(path)
         settle(page)
     # A failed log-in re-renders the form with its error.
@@ -188,7 +189,7 @@ def new_room_path(signed_in_page: Page) -> str:
     page.get_by_label("Name").fill("Watched room")
     page.get_by_role("button", name="Create room").click()
     page.wait_for_url(re.compile(r"/chat/\d+/$"))
-    return page.url.removeprefix(page.url.split("/chat/")[0])
+    return urlsplit(page.url).path
 
 
 @pytest.fixture(scope="module")
