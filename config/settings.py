@@ -213,12 +213,16 @@ MIDDLEWARE.insert(
 )
 # The pages load only their own scripts and stylesheets: no inline code, no eval.
 # 'self' covers same-origin websockets in current browsers; the hosts are listed
-# for those that do not (IPv6 literals cannot be written in a policy).
-_WEBSOCKET_SOURCES = [
-    source
+# for those that do not (IPv6 literals cannot be written in a policy). A host
+# with a leading dot is also its subdomains, as in ALLOWED_HOSTS.
+_WEBSOCKET_HOSTS = [
+    name
     for host in ALLOWED_HOSTS
     if host != "*" and not host.startswith("[")
-    for source in (f"ws://{host.lstrip('.')}:*", f"wss://{host.lstrip('.')}:*")
+    for name in ((host[1:], f"*{host}") if host.startswith(".") else (host,))
+]
+_WEBSOCKET_SOURCES = [
+    f"{scheme}://{host}:*" for host in _WEBSOCKET_HOSTS for scheme in ("ws", "wss")
 ]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
