@@ -9,15 +9,17 @@ DAPHNE_PINGS := --ping-interval 10 --ping-timeout 10
 
 .PHONY: run test lint bench
 
+# Runtime dependencies only; --inexact leaves a developer's test tools installed.
 run: $(UV)
-	$(UV) sync --locked
-	$(UV) run python manage.py migrate --noinput
-	$(UV) run daphne -b 127.0.0.1 -p $(PORT) $(DAPHNE_PINGS) config.asgi:application
+	$(UV) sync --locked --no-dev --inexact
+	$(UV) run --no-sync python manage.py migrate --noinput
+	$(UV) run --no-sync daphne -b 127.0.0.1 -p $(PORT) $(DAPHNE_PINGS) config.asgi:application
 
 test: $(UV)
 	$(UV) sync --locked
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy
 	$(UV) run pytest
 
 lint: $(UV)

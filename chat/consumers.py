@@ -24,7 +24,7 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import rendering, replies, selectors, services
+from chat import metrics, rendering, replies, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -48,8 +48,9 @@ _connections: Counter[int] = Counter()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    room: Room | None = None
-    outbox: Outbox | None = None
+    # None on a refused socket, which reads no frames; connect() sets both before any frame.
+    room: Room = None  # type: ignore[assignment]
+    outbox: Outbox = None  # type: ignore[assignment]
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
@@ -68,6 +69,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room = room
         self.language = _language(self.scope)
         _connections[user.pk] += 1
+        metrics.OPEN_WEBSOCKETS.inc()
         # Catch-up reads cost the database thread every tab shares: a few at
         # once, then one a second (CHAT_SYNC_RATE).
         self.syncs = TokenBucket(rate=settings.CHAT_SYNC_RATE, burst=settings.CHAT_SYNC_BURST)
@@ -88,6 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.room is None:
             return
+        metrics.OPEN_WEBSOCKETS.dec()
         user_id = self.scope["user"].pk
         _connections[user_id] -= 1
         if _connections[user_id] <= 0:
@@ -163,6 +166,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def _write(self, text: str) -> None:
+        metrics.FRAMES_SENT.inc()
         await super().send(text_data=text)
 
     async def _close_with(self, code: int) -> None:

@@ -145,7 +145,8 @@ else:
                 keyword_index_update(pks=pks, using=self.db)
             return deleted
 
-    class TaxLawDocument(TaxLawDocumentMixin, SQLiteVectorDocument):
+    # One of the two definitions exists, chosen by the database backend.
+    class TaxLawDocument(TaxLawDocumentMixin, SQLiteVectorDocument):  # type: ignore[no-redef]
         embedding = SQLiteVectorField(
             dimensions=EMBEDDING_DIMENSIONS, editable=False, embedding_model=EMBEDDING_MODEL
         )

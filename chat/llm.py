@@ -12,6 +12,7 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import httpx
 import openai
@@ -22,6 +23,7 @@ import openai.resources.chat
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from openai.types.chat import ChatCompletionMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,12 @@ class ModelError(Exception):
 
     Messages are English: a reply saves its error, and the page translates it
     for each reader when it renders (chat_tags.reply_error).
+    `kind` names the fault for the model-errors metric.
     """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # The one reply error with a value in it; reply_error translates it by this pattern.
@@ -61,24 +68,33 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
     stream = None
     try:
         stream = await client.chat.completions.create(
-            model=settings.OPENAI_MODEL, messages=list(turns), stream=True
+            model=settings.OPENAI_MODEL,
+            # Our turns are plain dicts of the SDK's message shape.
+            messages=cast(list[ChatCompletionMessageParam], list(turns)),
+            stream=True,
         )
         async for chunk in stream:
-            if chunk.choices and (delta := chunk.choices[0].delta.content):
-                yield delta
+            if chunk.choices and (text := chunk.choices[0].delta.content):
+                yield text
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
-        raise ModelError(gettext_noop("The model did not answer in time.")) from exc
+        raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
     except openai.APIConnectionError as exc:
-        raise ModelError(gettext_noop("Could not reach the model server.")) from exc
+        raise ModelError(
+            gettext_noop("Could not reach the model server."), kind="connection"
+        ) from exc
     except openai.RateLimitError as exc:
-        raise ModelError(gettext_noop("The model is rate-limited; try again shortly.")) from exc
+        raise ModelError(
+            gettext_noop("The model is rate-limited; try again shortly."), kind="rate_limited"
+        ) from exc
     except openai.APIStatusError as exc:
-        raise ModelError(HTTP_STATUS_ERROR % {"status": exc.status_code}) from exc
+        raise ModelError(
+            HTTP_STATUS_ERROR % {"status": exc.status_code}, kind="http_status"
+        ) from exc
     except (openai.APIError, httpx.TransportError) as exc:
         # A connection cut mid-stream, or a malformed stream.
         logger.warning("model stream failed: %r", exc)
-        raise ModelError(gettext_noop("The model's reply was cut off.")) from exc
+        raise ModelError(gettext_noop("The model's reply was cut off."), kind="cut_off") from exc
     finally:
         # Also when the reply is stopped: the server stops generating.
         if stream is not None:
@@ -135,7 +151,7 @@ def _async_client() -> openai.AsyncOpenAI:
     return per_loop[key]
 
 
-def _client_options() -> dict[str, object]:
+def _client_options() -> dict[str, Any]:
     return {
         # Local servers (Ollama, vLLM) take any key, but the SDK requires one.
         "api_key": settings.OPENAI_API_KEY or "not-needed",
@@ -149,7 +165,7 @@ def _client_options() -> dict[str, object]:
 
 def _embedding_error(exc: Exception) -> ModelError:
     logger.warning("embedding request failed: %r", exc)
-    return ModelError(gettext_noop("The embedding request failed."))
+    return ModelError(gettext_noop("The embedding request failed."), kind="embedding")
 
 
 _DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream

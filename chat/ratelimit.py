@@ -12,6 +12,8 @@ import time
 import redis.asyncio as redis
 from django.conf import settings
 
+from chat.redis_url import async_client
+
 _clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
 _local_counts: dict[str, int] = {}
 
@@ -33,7 +35,9 @@ async def _increment(key: str, *, expire: int) -> int:
         _local_counts[key] = _local_counts.get(key, 0) + 1
         return _local_counts[key]
     async with _client().pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, expire).execute()
+        pipe.incr(key)
+        pipe.expire(key, expire)
+        count, _ = await pipe.execute()
     return count
 
 
@@ -41,5 +45,5 @@ def _client() -> redis.Redis:
     # redis-py's asyncio pool belongs to the loop that made it.
     loop = asyncio.get_running_loop()
     if loop not in _clients:
-        _clients[loop] = redis.Redis.from_url(settings.REDIS_URL)
+        _clients[loop] = async_client(settings.REDIS_URL)
     return _clients[loop]

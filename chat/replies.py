@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import llm, rag, rendering, selectors
+from chat import llm, observability, rag, rendering, selectors
 from chat.broadcast import message_broadcast_on_commit, message_key, reply_group, room_send
 from chat.models import Message, Room
 
@@ -89,6 +89,7 @@ def reply_start(*, room: Room, reply: Message) -> asyncio.Task[None]:
 
 
 async def _reply_generate(*, room: Room, reply: Message) -> None:
+    observability.reply_started(room_id=room.pk, reply_id=reply.pk, model=llm.model_name())
     turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
     # A "!" question is answered from the tax-law documents; the reply keeps its sources.
     turns, reply.sources = await rag.turns_ground(turns=turns)
@@ -98,6 +99,7 @@ async def _reply_generate(*, room: Room, reply: Message) -> None:
     async with _StopSignal(reply_id=reply.pk) as stop:
         reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
     await stream.finish()
+    observability.reply_finished(reply_id=reply.pk, outcome=reply.status)
 
 
 async def _generate(
@@ -128,8 +130,10 @@ async def _write(
     try:
         async for delta in llm.stream_reply(turns):
             stream.reply.content += delta
+            observability.reply_token(reply_id=stream.reply.pk)
             coalescer.mark()
     except llm.ModelError as exc:
+        observability.model_error(reply_id=stream.reply.pk, error=exc)
         return Message.Status.ERROR, str(exc)
     except Exception:
         logger.exception("reply %s failed", stream.reply.pk)
@@ -144,7 +148,8 @@ class _StopSignal:
         self.group = reply_group(reply_id)
         self.layer = get_channel_layer()
         self.channel = ""
-        self.received: asyncio.Task[None] | None = None
+        # Set on entering: the Stop listener, or a wait that never ends.
+        self.received: asyncio.Task[object]
 
     async def __aenter__(self) -> "_StopSignal":
         self.channel = await self.layer.new_channel()

@@ -8,7 +8,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -40,7 +40,7 @@ class MemberError(Exception):
     """A member could not be added or removed; the message says why."""
 
 
-def room_create(*, owner: AbstractBaseUser, name: str, system_prompt: str = "") -> Room:
+def room_create(*, owner: User, name: str, system_prompt: str = "") -> Room:
     return Room.objects.create(owner=owner, name=name, system_prompt=system_prompt)
 
 
@@ -82,7 +82,7 @@ def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
     return room
 
 
-async def message_send(*, room: Room, author: AbstractBaseUser, content: str) -> Message:
+async def message_send(*, room: Room, author: User, content: str) -> Message:
     """Save a user's message and start the room's reply to it.
 
     Raises RateLimited when the author sends too fast, and RoomBusy while the
@@ -97,7 +97,7 @@ async def message_send(*, room: Room, author: AbstractBaseUser, content: str) ->
     return user_message
 
 
-def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple[Message, Message]:
+def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Message]:
     replies.reply_recover_stale(room=room)
     try:
         with transaction.atomic():

@@ -1,6 +1,7 @@
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -15,6 +16,8 @@ from chat.models import Room
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
+    # LoginRequiredMiddleware lets only logged-in users reach the views that read it.
+    user: User
 
 
 @require_GET
@@ -96,7 +99,7 @@ def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpR
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
         return redirect("chat:room_list")

@@ -6,8 +6,11 @@ Django's own settings use the DJANGO_ prefix; service URLs and keys
 
 from pathlib import Path
 
+import csp.constants
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from chat.redis_url import channel_layer_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -115,7 +118,7 @@ if REDIS_URL:
             # and fans it out in each process, told of Redis drops (chat/layers.py).
             "BACKEND": "chat.layers.RoomPubSubLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [channel_layer_host(REDIS_URL)],
                 "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             },
         }
@@ -192,3 +195,50 @@ CHAT_SOCKET_SEND_BUFFER = env.int("CHAT_SOCKET_SEND_BUFFER", default=128 * 1024)
 # Catch-up requests per socket: a burst, then this many a second.
 CHAT_SYNC_BURST = env.int("CHAT_SYNC_BURST", default=5)
 CHAT_SYNC_RATE = env.float("CHAT_SYNC_RATE", default=1.0)
+# Operations: proxy, health, metrics, logs and the Content-Security-Policy.
+# /healthz and /metrics come first: load balancers and Prometheus reach each
+# process by its address, over plain HTTP (chat/health.py).
+MIDDLEWARE.insert(0, "chat.health.operations_middleware")
+# collectstatic writes here, for a proxy to serve (deploy/nginx.conf); the app
+# itself serves from the finders, so nothing needs collecting without a proxy.
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or None
+# /metrics answers loopback clients, and others sending "Authorization: Bearer <token>".
+CHAT_METRICS_TOKEN = env.str("CHAT_METRICS_TOKEN", default="")
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+if LOG_FORMAT == "json":
+    # The console handler's one formatter, as JSON.
+    LOGGING["formatters"] = {"plain": {"()": "chat.observability.JsonFormatter"}}
+
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+# The pages load only their own scripts and stylesheets: no inline code, no eval.
+# 'self' covers same-origin websockets in current browsers; the hosts are listed
+# for those that do not (IPv6 literals cannot be written in a policy). A host
+# with a leading dot is also its subdomains, as in ALLOWED_HOSTS.
+_WEBSOCKET_HOSTS = [
+    name
+    for host in ALLOWED_HOSTS
+    if host != "*" and not host.startswith("[")
+    for name in ((host[1:], f"*{host}") if host.startswith(".") else (host,))
+]
+_WEBSOCKET_SOURCES = [
+    f"{scheme}://{host}:*" for host in _WEBSOCKET_HOSTS for scheme in ("ws", "wss")
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.constants.SELF],
+        "script-src": [csp.constants.SELF],
+        "style-src": [csp.constants.SELF],
+        "img-src": [csp.constants.SELF],
+        "connect-src": [csp.constants.SELF, *_WEBSOCKET_SOURCES],
+        "frame-ancestors": [csp.constants.NONE],
+        "form-action": [csp.constants.SELF],
+        "base-uri": [csp.constants.SELF],
+        "object-src": [csp.constants.NONE],
+    }
+}

@@ -41,3 +41,9 @@ def test_debug_off_refuses_the_public_development_key():
 def test_local_defaults_run_without_any_configuration():
     result = manage("check", env={})
     assert result.returncode == 0, result.stderr
+
+
+def test_behind_a_tls_proxy_check_deploy_still_passes():
+    env = PRODUCTION | {"DJANGO_SECURE_PROXY_SSL_HEADER": "true"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
