@@ -62,7 +62,8 @@ class _WatchedShard(pubsub.RedisSingleShardConnection):
     def _ensure_redis(self) -> None:
         if self._redis is None:
             super()._ensure_redis()
-            self._pubsub = _WatchedPubSub(connection_pool=self._redis.connection_pool, shard=self)
+            client: Any = self._redis
+            self._pubsub = _WatchedPubSub(connection_pool=client.connection_pool, shard=self)
 
     def down(self) -> None:
         if not self._down:
