@@ -224,6 +224,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # Past the throttle, a sync is dropped: the page asks again while it still lacks something.
         if not self.syncs.take():
+            metrics.SYNCS_DROPPED.inc()
             return
         if after is not None:
             messages = await database_sync_to_async(selectors.room_messages_after)(

@@ -27,6 +27,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chat import metrics
+
 logger = logging.getLogger(__name__)
 
 DOWN = {"type": "layer.down"}
@@ -68,6 +70,7 @@ class _WatchedShard(pubsub.RedisSingleShardConnection):
     def down(self) -> None:
         if not self._down:
             self._down = True
+            metrics.LAYER_DROPS.labels(recovered="no").inc()
             logger.warning(
                 "lost the Redis subscription at %s; closing this process's tabs",
                 self.host.get("address", self.host),
@@ -79,6 +82,7 @@ class _WatchedShard(pubsub.RedisSingleShardConnection):
         logger.warning("Redis subscription at %s restored; tabs re-sync", self.host.get("address"))
         # After an outage the tabs were already closed, and reconnect by themselves.
         if not was_down:
+            metrics.LAYER_DROPS.labels(recovered="yes").inc()
             self.channel_layer.tell_every_channel(RECONNECTED)
 
 

@@ -31,6 +31,17 @@ QUESTIONS_QUEUED = Gauge("chat_questions_queued", "Questions waiting for their r
 FRAMES_SENT = Counter("chat_frames_sent", "Websocket frames sent to tabs.")
 REPLIES = Counter("chat_replies", "Replies finished, by outcome.", ["outcome"])
 MODEL_ERRORS = Counter("chat_model_errors", "Model faults, by kind.", ["kind"])
+# Fan-out (chat/outbox.py, chat/layers.py).
+VERSIONS_SKIPPED = Counter(
+    "chat_versions_skipped", "Message versions a slow tab skipped for a newer one."
+)
+SLOW_TABS_CLOSED = Counter("chat_slow_tabs_closed", "Tabs closed for falling too far behind.")
+SYNCS_DROPPED = Counter("chat_syncs_dropped", "Catch-up requests over a socket's throttle.")
+LAYER_DROPS = Counter(
+    "chat_layer_drops",
+    "Redis subscription drops: recovered by redis-py at once (tabs re-sync) or not (tabs closed).",
+    ["recovered"],
+)
 # Replies take from a fraction of a second to minutes.
 _SECONDS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 TIME_TO_FIRST_TOKEN = Histogram(

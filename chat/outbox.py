@@ -30,6 +30,8 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+from chat import metrics
+
 # "Try again later": htmx's ws extension reconnects on it.
 CLOSE_TOO_SLOW = 1013
 
@@ -90,8 +92,10 @@ class Outbox:
             key = object()
         elif key in self._waiting:
             self.skipped += 1
+            metrics.VERSIONS_SKIPPED.inc()
         self._waiting[key] = text
         if len(self._waiting) > self._limit:
+            metrics.SLOW_TABS_CLOSED.inc()
             self._closed = True
             self._waiting.clear()
             await self._close(CLOSE_TOO_SLOW)

@@ -6,6 +6,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from prometheus_client import REGISTRY
 
 from chat import services
 from chat.models import Message
@@ -216,6 +217,7 @@ async def test_a_flood_of_sync_requests_is_throttled_per_socket(
     await sync_to_async(message_factory)(room, "already there")
     flooder = await connect(f"/ws/chat/{room.pk}/")
     calm = await connect(f"/ws/chat/{room.pk}/")
+    dropped_before = REGISTRY.get_sample_value("chat_syncs_dropped_total") or 0
     for _ in range(30):
         await flooder.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
     answered = 0
@@ -223,6 +225,8 @@ async def test_a_flood_of_sync_requests_is_throttled_per_socket(
         await flooder.receive_from()
         answered += 1
     assert answered == 3, "a burst is answered, the rest dropped"
+    dropped = REGISTRY.get_sample_value("chat_syncs_dropped_total") - dropped_before
+    assert dropped >= 26, dropped  # 27, unless the bucket refilled one meanwhile
     # Another socket's allowance is its own.
     await calm.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
     assert [m.text for m in messages_in(await calm.receive_from())] == ["already there"]

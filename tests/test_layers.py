@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from channels.layers import channel_layers
+from prometheus_client import REGISTRY
 
 from tests.servers import RedisServer
 
@@ -48,9 +49,11 @@ async def test_a_dropped_subscription_tells_every_tab_to_resync(own_redis, room,
 
     for tab in tabs:
         assert 'id="sync-request"' in await tab.receive_from(timeout=5)
+    assert REGISTRY.get_sample_value("chat_layer_drops_total", {"recovered": "yes"}) >= 1
 
 
 async def test_losing_redis_closes_tabs_with_a_code_the_page_retries(own_redis, room, connect):
     tab = await connect(f"/ws/chat/{room.pk}/")
     own_redis.stop()
     assert await tab.receive_output(timeout=10) == {"type": "websocket.close", "code": 1012}
+    assert REGISTRY.get_sample_value("chat_layer_drops_total", {"recovered": "no"}) >= 1
