@@ -1,9 +1,9 @@
 """Fragments rendered once on the server and sent as-is to every tab."""
 
+import json
 import re
 import secrets
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -28,10 +28,20 @@ MESSAGE_LABELS = {
     "retry": gettext_lazy("Retry"),
     "regenerate": gettext_lazy("Regenerate"),
 }
-# Stand-ins no message text can contain: the nonce is this process's own.
+# Stand-ins no message text can contain: the nonce is this process's own. A
+# label with values carries them as JSON: {% label "tokens" total=12 %}.
 _NONCE = secrets.token_hex(6)
-_MARKERS = {name: f"\x1e{_NONCE}{name}\x1f" for name in MESSAGE_LABELS}
-_MARKER = re.compile(f"\x1e{_NONCE}(\\w+)\x1f")
+_MARKER = re.compile(f"\x1e{_NONCE}(\\w+)([^\x1f]*)\x1f")
+
+
+def label_marker(name: str, values: dict[str, Any]) -> str:
+    return f"\x1e{_NONCE}{name}{json.dumps(values) if values else ''}\x1f"
+
+
+def label_text(name: str, values: dict[str, Any]) -> str:
+    """The label in the active language, its values filled in."""
+    text = str(MESSAGE_LABELS[name])
+    return text % values if values else text
 
 
 def messages_in_every_language(*messages: Message) -> dict[str, str]:
@@ -46,19 +56,18 @@ def messages_in_every_language(*messages: Message) -> dict[str, str]:
         return in_every_language(message_oob, *messages)
     with translation.override(settings.LANGUAGE_CODE):
         once = render_to_string(
-            f"{ROOM_TEMPLATE}#messages_oob", {"messages": messages, "label_markers": _MARKERS}
+            f"{ROOM_TEMPLATE}#messages_oob", {"messages": messages, "render_once": True}
         )
-    return {code: _fill_in(once, _labels(code)) for code, _name in settings.LANGUAGES}
+    fragments = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            fragments[code] = _MARKER.sub(_fill_in, once)
+    return fragments
 
 
-def _fill_in(fragment: str, labels: dict[str, str]) -> str:
-    return _MARKER.sub(lambda found: labels[found[1]], fragment)
-
-
-@cache
-def _labels(language: str) -> dict[str, str]:
-    with translation.override(language):
-        return {name: conditional_escape(str(text)) for name, text in MESSAGE_LABELS.items()}
+def _fill_in(found: re.Match[str]) -> str:
+    values = json.loads(found[2]) if found[2] else {}
+    return conditional_escape(label_text(found[1], values))
 
 
 def in_every_language(render: Callable[..., str], /, *args: Any, **kwargs: Any) -> dict[str, str]:

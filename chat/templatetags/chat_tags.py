@@ -48,8 +48,9 @@ def reply_error(text: str) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def label(context: template.Context, name: str) -> str:
-    """One of the words around a message (rendering.MESSAGE_LABELS), in the active language,
-    or the marker a broadcast renders once and fills in per language."""
-    markers = context.get("label_markers")
-    return markers[name] if markers else str(rendering.MESSAGE_LABELS[name])
+def label(context: template.Context, name: str, **values: object) -> str:
+    """One of the words around a message (rendering.MESSAGE_LABELS) in the active language,
+    or, in a broadcast rendered once for every language, a marker each language fills in."""
+    if context.get("render_once"):
+        return rendering.label_marker(name, values)
+    return rendering.label_text(name, values)
