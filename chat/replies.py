@@ -106,7 +106,7 @@ async def _generate(
     *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "_StopSignal"
 ) -> tuple[str, str]:
     """Stream the model's reply into `stream` until it ends, fails or is stopped."""
-    coalescer = _Coalescer(stream.publish, interval=settings.CHAT_STREAM_INTERVAL)
+    coalescer = _Coalescer(stream.publish, interval=_stream_interval)
     writing = asyncio.create_task(_write(turns=turns, stream=stream, coalescer=coalescer))
     saving = asyncio.create_task(stream.keep_saving())
     try:
@@ -180,14 +180,25 @@ class _StopSignal:
                 return
 
 
+def _stream_interval() -> float:
+    """Seconds between two updates of a streaming reply: CHAT_STREAM_INTERVAL, or
+    longer when so many replies stream in this process that together they would
+    broadcast more than CHAT_STREAM_BUDGET updates a second. Each update is
+    rendered and published once whatever the number of tabs, so that is what
+    bounds a process's rooms (docs/benchmark.md, S6)."""
+    return max(settings.CHAT_STREAM_INTERVAL, len(_reply_tasks) / settings.CHAT_STREAM_BUDGET)
+
+
 class _Coalescer:
-    """Runs `flush` at most once per `interval` while marks keep coming.
+    """Runs `flush` at most once per `interval()` seconds while marks keep coming.
 
     The first mark flushes at once; marks during the pause are folded into one
     flush after it. Each flush sends the whole state, so folding loses nothing.
     """
 
-    def __init__(self, flush: Callable[[], Awaitable[None]], *, interval: float) -> None:
+    def __init__(
+        self, flush: Callable[[], Awaitable[None]], *, interval: Callable[[], float]
+    ) -> None:
         self._flush, self._interval = flush, interval
         self._dirty, self._closing = asyncio.Event(), asyncio.Event()
         self._runner = asyncio.create_task(self._run())
@@ -209,7 +220,7 @@ class _Coalescer:
             self._dirty.clear()
             await self._flush()
             try:
-                await asyncio.wait_for(self._closing.wait(), self._interval)
+                await asyncio.wait_for(self._closing.wait(), self._interval())
                 return
             except TimeoutError:
                 pass

@@ -180,6 +180,9 @@ CHAT_FRAME_MAX_LENGTH = env.int("CHAT_FRAME_MAX_LENGTH", default=64_000)
 # A streaming reply is broadcast at most once per interval (seconds): each
 # update carries the whole text so far, so coalescing loses nothing.
 CHAT_STREAM_INTERVAL = env.float("CHAT_STREAM_INTERVAL", default=0.04)
+# Updates a second one process broadcasts over all its streaming replies; with
+# more replies than this allows at CHAT_STREAM_INTERVAL, each is updated less often.
+CHAT_STREAM_BUDGET = env.float("CHAT_STREAM_BUDGET", default=1000.0)
 # A streaming reply's partial text is saved at least this often (seconds).
 CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 # A reply still marked streaming with no save for this long (seconds) lost its

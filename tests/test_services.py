@@ -116,6 +116,33 @@ async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, mode
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("budget, most", [(10_000, None), (4, 4)])
+async def test_replies_streaming_at_once_share_the_process_update_budget(
+    room_factory, model, settings, budget, most
+):
+    settings.CHAT_STREAM_INTERVAL, settings.CHAT_STREAM_BUDGET = 0.02, budget
+    rooms = [await sync_to_async(room_factory)(name=f"Room {i}") for i in range(2)]
+    chunks = tuple(f"w{i} " for i in range(60))
+    model.queue(*(Reply(chunks=chunks, tokens_per_second=100) for _ in rooms))  # ~0.6 s each
+    channels = [await listen(room.pk) for room in rooms]
+    for room in rooms:
+        await services.message_send(room=room, author=room.owner, content="go")
+
+    for channel in channels:
+        updates = []
+        while not updates or updates[-1].status == "streaming":
+            updates += [m for m in messages_in(await next_html(channel)) if m.role == "assistant"]
+        assert updates[-1].text == "".join(chunks).strip()
+        if most is None:
+            # 20 ms apart for ~0.6 s: many updates.
+            assert len(updates) > 10, len(updates)
+        else:
+            # Two replies on a budget of 4 a second: each at most every 0.5 s.
+            assert len(updates) <= most, len(updates)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 async def test_partial_text_is_saved_while_streaming(room_factory, model, settings):
     settings.CHAT_SAVE_INTERVAL = 0.2
     room = await sync_to_async(room_factory)()
