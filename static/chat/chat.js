@@ -57,6 +57,15 @@
     socket.send(JSON.stringify(frame));
   }
 
+  // A streaming reply is replaced up to 25 times a second; its Stop button must
+  // stay the same element, or a click that starts on one version and ends on
+  // the next lands nowhere. Unchanged controls move into the new version.
+  function keepControls(current, incoming) {
+    const held = current.querySelector(":scope > form.message__action");
+    const fresh = incoming.querySelector(":scope > form.message__action");
+    if (held && fresh && held.isEqualNode(fresh)) fresh.replaceWith(held);
+  }
+
   function heard(article) {
     lastHeard.set(article.id, Date.now());
     nextAsk.delete(article.id);
@@ -78,6 +87,7 @@
       const seq = Number(incoming.dataset.seq);
       const held = Number(current.dataset.seq);
       if (seq > held) {
+        keepControls(current, incoming);
         current.replaceWith(incoming);
         htmx.process(incoming);
         heard(incoming);

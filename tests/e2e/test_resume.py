@@ -125,3 +125,20 @@ def test_indicator_follows_the_server_down_and_back_up(
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-status", "complete")
     expect(reply.locator(".message__body")).to_have_text("Back again, all in one piece.")
+
+
+def test_the_stop_button_stays_the_same_element_while_the_reply_grows(
+    page: Page, room: str, model: FakeOpenAI
+):
+    """Else a click that starts on one version of the reply and ends on the next is lost."""
+    model.queue(Reply(words(200), tokens_per_second=40))
+    send(page, "Talk for a while")
+    expect(last_reply(page)).to_contain_text("word5")
+    page.evaluate("window.stopButton = document.querySelector('#messages button[type=submit]')")
+    expect(last_reply(page)).to_contain_text("word40")
+    # Dozens of versions later, the reply's Stop is the element it was.
+    assert page.evaluate("window.stopButton.isConnected && window.stopButton.textContent.trim()")
+    now = "document.querySelector('#messages .message--assistant:last-of-type button')"
+    assert page.evaluate(f"window.stopButton === {now}")
+    page.get_by_role("button", name="Stop").click()
+    expect(last_reply(page)).to_have_attribute("data-status", "stopped")
