@@ -39,12 +39,30 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class EditRefused(Exception):
+    """A message cannot be edited; the message says why."""
+
+
 class MemberError(Exception):
     """A member could not be added or removed; the message says why."""
 
 
-def room_create(*, owner: AbstractBaseUser, name: str, system_prompt: str = "") -> Room:
-    return Room.objects.create(owner=owner, name=name, system_prompt=system_prompt)
+def room_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    system_prompt: str = "",
+    model: str | None = None,
+    temperature: float | None = None,
+) -> Room:
+    # Unset, the model and temperature are the settings' (Room's defaults).
+    options = {"model": model, "temperature": temperature}
+    return Room.objects.create(
+        owner=owner,
+        name=name,
+        system_prompt=system_prompt,
+        **{key: value for key, value in options.items() if value is not None},
+    )
 
 
 def room_member_add(*, room: Room, username: str) -> AbstractBaseUser:
@@ -65,13 +83,23 @@ def room_member_remove(*, room: Room, user_id: int) -> None:
         transaction.on_commit(partial(room_member_removed_sync, room_id=room.pk, user_id=user_id))
 
 
-def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
-    """Rename the room or change its prompt; a new prompt starts a new conversation."""
+def room_update(
+    *,
+    room: Room,
+    name: str,
+    system_prompt: str,
+    model: str | None = None,
+    temperature: float | None = None,
+) -> Room:
+    """Rename the room, or change its prompt, model or temperature; a new prompt
+    starts a new conversation. The next reply uses the new model and temperature."""
     with transaction.atomic():
         stored = Room.objects.select_for_update().get(pk=room.pk)
         prompt_changed = stored.system_prompt != system_prompt
         room.name, room.system_prompt = name, system_prompt
-        room.save(update_fields=["name", "system_prompt", "updated_at"])
+        room.model = model if model is not None else stored.model
+        room.temperature = temperature if temperature is not None else stored.temperature
+        room.save(update_fields=["name", "system_prompt", "model", "temperature", "updated_at"])
         if prompt_changed:
             # The old answers were given under other instructions.
             room.messages.all().delete()
@@ -198,14 +226,7 @@ def _reply_reset(*, room: Room) -> Message:
                 Message.objects.filter(pk=last.pk)
                 .exclude(status=Message.Status.STREAMING)
                 .filter(~Exists(newer))
-                .update(
-                    status=Message.Status.STREAMING,
-                    content="",
-                    error="",
-                    sources=[],
-                    seq=F("seq") + 1,
-                    updated_at=timezone.now(),
-                )
+                .update(**_restarted_reply())
             )
             if not restarted:
                 raise RoomBusy
@@ -214,6 +235,75 @@ def _reply_reset(*, room: Room) -> Message:
     except IntegrityError as exc:
         raise RoomBusy from exc
     return last
+
+
+async def message_edit(
+    *, room: Room, author: AbstractBaseUser, message_id: int, content: str
+) -> Message:
+    """Change the room's last user message and answer it again, replacing its reply.
+
+    Only its author may, and not while a reply streams (RoomBusy); anything
+    else raises EditRefused. Either way nothing changes. Returns the reply.
+    """
+    if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
+        raise RateLimited(retry_after)
+    reply = await database_sync_to_async(_turn_edit)(
+        room=room, author=author, message_id=message_id, content=content
+    )
+    reply_start(room=room, reply=reply)
+    return reply
+
+
+def _turn_edit(*, room: Room, author: AbstractBaseUser, message_id: int, content: str) -> Message:
+    reply_recover_stale(room=room)
+    message = room.messages.filter(pk=message_id, role=Message.Role.USER).first()
+    if message is None or message.author_id != author.pk:
+        raise EditRefused(gettext_noop("You can edit only your own messages."))
+    if room.messages.filter(role=Message.Role.USER, pk__gt=message.pk).exists():
+        raise EditRefused(gettext_noop("Only the room's last message can be edited."))
+    reply = room.messages.filter(pk__gt=message.pk).first()
+    if reply is not None and reply.is_streaming:
+        raise RoomBusy
+    try:
+        with transaction.atomic():
+            # Only if the reply is still finished and still last: another tab may
+            # have edited, regenerated or sent a message meanwhile.
+            newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
+            if reply is None:
+                reply = Message.objects.create(
+                    room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                )
+            elif not (
+                Message.objects.filter(pk=reply.pk)
+                .exclude(status=Message.Status.STREAMING)
+                .filter(~Exists(newer))
+                .update(**_restarted_reply())
+            ):
+                raise RoomBusy
+            Message.objects.filter(pk=message.pk).update(
+                content=content, seq=F("seq") + 1, updated_at=timezone.now()
+            )
+            message.refresh_from_db()
+            reply.refresh_from_db()
+            _broadcast_on_commit(message, reply)
+    except IntegrityError as exc:
+        raise RoomBusy from exc
+    return reply
+
+
+def _restarted_reply() -> dict[str, object]:
+    """The fields that turn a finished reply back into an empty streaming one."""
+    return {
+        "status": Message.Status.STREAMING,
+        "content": "",
+        "error": "",
+        "sources": [],
+        "model": "",
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "seq": F("seq") + 1,
+        "updated_at": timezone.now(),
+    }
 
 
 async def reply_stop(*, room: Room, message_id: int) -> bool:
@@ -282,8 +372,12 @@ async def _generate(
 async def _write(
     *, turns: list[llm.ChatTurn], stream: "_ReplyStream", coalescer: "_Coalescer"
 ) -> tuple[str, str]:
+    # The room's current model: its owner may have changed it since the tab connected.
+    model, temperature = await selectors.room_model_settings(room=stream.room)
+    stream.reply.model = llm.model_name(model=model)
+    answer = llm.stream_reply(turns, model=model, temperature=temperature)
     try:
-        async for delta in llm.stream_reply(turns):
+        async for delta in answer:
             stream.reply.content += delta
             coalescer.mark()
     except llm.ModelError as exc:
@@ -291,7 +385,15 @@ async def _write(
     except Exception:
         logger.exception("reply %s failed", stream.reply.pk)
         return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
+    finally:
+        usage_record(reply=stream.reply, usage=answer.usage)
     return Message.Status.COMPLETE, ""
+
+
+def usage_record(*, reply: Message, usage: llm.Usage | None) -> None:
+    """Put the server's token counts on the reply (saved with its final state); None is unknown."""
+    reply.prompt_tokens = usage.prompt_tokens if usage else None
+    reply.completion_tokens = usage.completion_tokens if usage else None
 
 
 class _StopSignal:
@@ -400,7 +502,13 @@ class _ReplyStream:
             "updated_at": timezone.now(),
         }
         if final:
-            fields |= {"status": self.reply.status, "error": self.reply.error}
+            fields |= {
+                "status": self.reply.status,
+                "error": self.reply.error,
+                "model": self.reply.model,
+                "prompt_tokens": self.reply.prompt_tokens,
+                "completion_tokens": self.reply.completion_tokens,
+            }
         return bool(
             await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
                 **fields

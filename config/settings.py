@@ -186,3 +186,12 @@ CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 # A reply still marked streaming with no save for this long (seconds) lost its
 # process; it is marked interrupted when its room is next opened.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
+
+# Per-room model and temperature, and what replies cost. A room starts with
+# OPENAI_MODEL and OPENAI_TEMPERATURE; the room form offers the server's models
+# (GET /v1/models), remembered for CHAT_MODELS_CACHE seconds.
+OPENAI_TEMPERATURE = env.float("OPENAI_TEMPERATURE", default=1.0)
+CHAT_MODELS_CACHE = env.float("CHAT_MODELS_CACHE", default=300.0)
+# US dollars per million tokens, as JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}.
+# Without a price for a reply's model, only its token counts are shown.
+CHAT_PRICES = env.json("CHAT_PRICES", default={})

@@ -1,0 +1,23 @@
+from decimal import Decimal
+
+from django import template
+
+from chat import usage
+from chat.models import Message
+
+register = template.Library()
+
+
+@register.filter
+def reply_cost(reply: Message) -> Decimal | None:
+    return usage.reply_cost(reply=reply)
+
+
+@register.filter
+def dollars(amount: Decimal | None) -> str:
+    """A cost, precise enough for a single cheap reply: $0.000123."""
+    if amount is None:
+        return ""
+    if amount >= 1:
+        return f"${amount:.2f}"
+    return f"${amount:.6f}".rstrip("0").rstrip(".") if amount else "$0"
