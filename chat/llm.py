@@ -153,10 +153,15 @@ def _models_fetch() -> list[str]:
     options = _client_options() | {"timeout": min(settings.OPENAI_TIMEOUT, 5.0)}
     try:
         with openai.OpenAI(**options) as client:
-            return sorted({model.id for model in client.models.list()})
+            names = {model.id for model in client.models.list()}
     except (openai.APIError, httpx.HTTPError) as exc:
         logger.warning("listing the models failed: %r", exc)
         return []
+    return sorted(name for name in names if not _NOT_CHAT.search(name))
+
+
+# Servers list every model they have; these cannot hold a conversation.
+_NOT_CHAT = re.compile(r"embed|whisper|tts|dall-e|moderation|transcribe|image", re.IGNORECASE)
 
 
 def _no_embeddings() -> ModelError:
