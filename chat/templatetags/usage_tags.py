@@ -2,8 +2,8 @@ from decimal import Decimal
 
 from django import template
 
-from chat import usage
-from chat.models import Message
+from chat import llm, usage
+from chat.models import Message, Room
 
 register = template.Library()
 
@@ -21,3 +21,9 @@ def dollars(amount: Decimal | None) -> str:
     if amount >= 1:
         return f"${amount:.2f}"
     return f"${amount:.6f}".rstrip("0").rstrip(".") if amount else "$0"
+
+
+@register.filter
+def offline(room: Room) -> bool:
+    """No model is configured: the offline demo answers, whatever the room's model."""
+    return not llm.is_configured()

@@ -16,7 +16,7 @@
     if (!copyCode) return;
     for (const pre of root.querySelectorAll(".message__body pre")) {
       if (pre.parentElement.classList.contains("code")) continue;
-      // A wrapper, so the button stays put while the code scrolls sideways.
+      // A wrapper, so the button sits above the code, not over it.
       const wrapper = document.createElement("div");
       wrapper.className = "code";
       pre.replaceWith(wrapper);
@@ -26,7 +26,7 @@
       button.className = "button button--quiet copy copy--code";
       button.dataset.copy = "code";
       button.textContent = copyCode;
-      wrapper.append(button);
+      wrapper.prepend(button);
     }
   }
 
@@ -49,8 +49,10 @@
     status.className = ok ? "copy__status" : "copy__status copy__status--failed";
     status.setAttribute("role", "status");
     status.textContent = ok ? copied : copyFailed;
-    button.querySelector(".copy__status")?.remove();
-    button.append(status);
+    // Beside the button, not in it, so the button keeps its name.
+    const previous = button.nextElementSibling;
+    if (previous && previous.classList.contains("copy__status")) previous.remove();
+    button.after(status);
     button.classList.toggle("copy--done", ok);
     setTimeout(() => {
       status.remove();
