@@ -1,5 +1,6 @@
-// Copy buttons: one on each finished message (in the template) and one on each
-// code block (added here, labelled from #messages' data-copy-* attributes).
+// Copy buttons: one on each finished message (in the template, with the message's
+// source text beside it) and one on each code block (added here, labelled from
+// #messages' data-copy-* attributes).
 // Each says "Copied" for a moment, where screen readers hear it too.
 (function () {
   "use strict";
@@ -34,7 +35,8 @@
     if (button.dataset.copy === "code") {
       return button.parentElement.querySelector("pre").innerText.replace(/\n$/, "");
     }
-    return button.closest(".message").querySelector(".message__body").innerText;
+    // The message as written (Markdown and all), not as rendered.
+    return button.closest(".message").querySelector("template.message__source").content.textContent;
   }
 
   async function copy(button) {

@@ -128,6 +128,10 @@ def test_copy_a_code_block_and_a_message(
     page.keyboard.press("Enter")
     expect(question.get_by_role("status")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == "A greeting function, please"
+    # A reply is copied as the model wrote it, Markdown and all.
+    last_reply(page).get_by_role("button", name="Copy message").click()
+    expect(last_reply(page).locator(".message__tools .copy__status")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == CODE_REPLY
 
 
 def test_copy_is_labelled_in_korean(
