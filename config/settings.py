@@ -195,3 +195,9 @@ CHAT_MODELS_CACHE = env.float("CHAT_MODELS_CACHE", default=300.0)
 # US dollars per million tokens, as JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}.
 # Without a price for a reply's model, only its token counts are shown.
 CHAT_PRICES = env.json("CHAT_PRICES", default={})
+if DATABASES["default"]["ENGINE"] == "pyhub.db.backends.sqlite3":
+    # Message search's triggers make every message write also write the search
+    # index. A transaction that takes SQLite's write lock only at its first write
+    # can then deadlock with another process's and fail at once ("database is
+    # locked"); taking the lock at BEGIN makes two processes wait their turn.
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
