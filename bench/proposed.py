@@ -92,7 +92,8 @@ async def _sse_stream_reply(turns: Sequence[llm.ChatTurn]) -> AsyncIterator[str]
 
 
 if "sse" in CHANGES:
-    llm.stream_reply = _sse_stream_reply
+    # Replies then report no usage, as a server that sends none.
+    llm.stream_reply = lambda turns, **options: llm.ModelReply(_sse_stream_reply(turns))
 elif "client" in CHANGES:
     # chat.llm calls openai.AsyncOpenAI(...) per reply; its `openai` is this module.
     llm.openai = SimpleNamespace(**{**vars(openai), "AsyncOpenAI": _process_client})
