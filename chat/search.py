@@ -7,6 +7,7 @@ A trigram index needs three characters; a two-character query scans instead.
 The query is always one literal phrase: FTS syntax and quotes are plain text.
 """
 
+import re
 from dataclasses import dataclass
 
 from django.db import connection
@@ -68,8 +69,14 @@ def _matching(query: str) -> QuerySet[Message]:
     return messages.filter(content__icontains=query)
 
 
+# Markdown emphasis and code marks, dropped from snippets (replies are Markdown).
+_MARKUP = re.compile(r"\*\*|__|`")
+
+
 def snippet(text: str, query: str, *, context: int = SNIPPET_CONTEXT) -> SafeString:
     """The text around the first match of `query`, escaped, the match in <mark>."""
+    if not _MARKUP.search(query):
+        text = _MARKUP.sub("", text)
     text = " ".join(text.split())
     at = text.lower().find(query.lower())
     if at < 0 or len(text.lower()) != len(text):

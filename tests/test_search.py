@@ -116,6 +116,13 @@ def test_snippets_escape_the_text_and_mark_the_match():
     assert search.snippet("Hello World", "world") == "Hello <mark>World</mark>"
 
 
+def test_snippets_drop_markdown_emphasis_unless_it_is_searched_for():
+    assert search.snippet("Bring your **receipt** and `card`", "receipt") == (
+        "Bring your <mark>receipt</mark> and card"
+    )
+    assert search.snippet("a `code` span", "`code`") == "a <mark>`code`</mark> span"
+
+
 def test_the_page_shows_room_author_and_highlighted_snippet_linking_in_place(client, rooms):
     response = client.get("/chat/search/?q=pensions")
     html = response.content.decode()
