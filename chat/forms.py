@@ -40,6 +40,8 @@ class RoomForm(forms.ModelForm):
                     "invalid_choice": _("The model server has no model called “%(value)s”.")
                 },
             )
+        elif not llm.is_configured():
+            field.help_text = _("No model server is configured: the offline demo model answers.")
         else:
             field.help_text = _("The model server did not list its models: type a model's name.")
         # Left out or blank, they keep the room's values (a new room's are the settings').

@@ -96,3 +96,10 @@ def test_room_form_keeps_a_room_s_model_the_server_no_longer_lists(listed, room_
     form = RoomForm(data={"name": "Renamed", "system_prompt": ""}, instance=room)
     assert form.is_valid(), form.errors
     assert (form.cleaned_data["model"], form.cleaned_data["temperature"]) == ("retired-model", 0.7)
+
+
+def test_offline_the_model_field_says_the_demo_model_answers(settings):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    form = RoomForm(data=room_data(model="anything"))
+    assert form.is_valid()
+    assert "offline demo model answers" in form.fields["model"].help_text

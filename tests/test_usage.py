@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import services, usage
+from chat import rendering, services, usage
 from chat.models import Message
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
@@ -159,3 +159,11 @@ def test_offline_the_header_names_the_demo_model(client, room_factory, settings)
     room = room_factory()
     html = client.get(room.get_absolute_url()).content.decode()
     assert '<p class="room-header__model">Offline demo model · temperature 1.0' in html
+
+
+@pytest.mark.django_db
+def test_a_new_conversation_empties_the_room_total_in_every_tab(room_factory):
+    room = room_factory()
+    html = rendering.room_reset(room=room)
+    assert '<p id="room-usage" class="room-header__usage" hx-swap-oob="true"' in html
+    assert "Room total" not in html
