@@ -194,7 +194,20 @@ OPENAI_TEMPERATURE = env.float("OPENAI_TEMPERATURE", default=1.0)
 CHAT_MODELS_CACHE = env.float("CHAT_MODELS_CACHE", default=300.0)
 # US dollars per million tokens, as JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}.
 # Without a price for a reply's model, only its token counts are shown.
-CHAT_PRICES = env.json("CHAT_PRICES", default={})
+try:
+    CHAT_PRICES = env.json("CHAT_PRICES", default={})
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        'CHAT_PRICES is not JSON; write it as {"model": {"prompt": 0.15, "completion": 0.6}}.'
+    ) from exc
+if not isinstance(CHAT_PRICES, dict) or not all(
+    isinstance(price, dict) and {"prompt", "completion"} <= price.keys()
+    for price in CHAT_PRICES.values()
+):
+    raise ImproperlyConfigured(
+        'CHAT_PRICES must map each model to {"prompt": ..., "completion": ...} '
+        "(US dollars per million tokens)."
+    )
 if DATABASES["default"]["ENGINE"] == "pyhub.db.backends.sqlite3":
     # Message search's triggers make every message write also write the search
     # index. A transaction that takes SQLite's write lock only at its first write

@@ -41,3 +41,16 @@ def test_debug_off_refuses_the_public_development_key():
 def test_local_defaults_run_without_any_configuration():
     result = manage("check", env={})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_price_table_is_read_from_json():
+    prices = '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}'
+    result = manage("check", env={"CHAT_PRICES": prices})
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_price_table_is_refused_saying_how_to_write_it():
+    for prices in ("{not json", '{"gpt-4o-mini": 0.15}', '{"m": {"prompt": 1}}'):
+        result = manage("check", env={"CHAT_PRICES": prices})
+        assert result.returncode != 0
+        assert "CHAT_PRICES" in result.stderr and '"prompt"' in result.stderr
