@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.conftest import sign_up
 from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import ROOT, DaphneServer, migrate
@@ -107,6 +108,27 @@ def test_only_the_last_own_message_offers_edit(page: Page, room: str):
     user_messages = page.locator("#messages .message--user")
     expect(user_messages.first.locator(".message__edit")).to_be_hidden()
     expect(user_messages.last.locator(".message__edit")).to_be_visible()
+
+
+def test_a_member_sees_no_edit_on_someone_else_s_message(
+    page: Page,
+    room: str,
+    browser: Browser,
+    app_server: DaphneServer,
+    new_context: Callable[..., BrowserContext],
+):
+    bob = new_context(storage_state=sign_up(browser, app_server, "bob")).new_page()
+    page.get_by_role("link", name="Edit and share").click()
+    page.locator("#members").get_by_label("Username").fill("bob")
+    page.locator("#members").get_by_role("button", name="Share").click()
+    expect(page.locator(".members__name")).to_have_text(["bob"])
+    page.goto(room)
+    ask(page, "alice asks")
+    bob.goto(room)
+    question = bob.locator("#messages .message--user").last
+    expect(question.locator(".message__body")).to_have_text("alice asks")
+    expect(question.get_by_role("button", name="Copy message")).to_be_visible()
+    expect(question.locator(".message__edit")).to_be_hidden()
 
 
 def test_copy_a_code_block_and_a_message(
