@@ -8,7 +8,9 @@ A frame with an "action" is a control frame:
   for one message, sent only if the server has a newer version: the page sends
   it when it sees a gap in a message's seq, or a streaming message fall silent;
 - "stop" (with "message", a reply's id) ends a streaming reply for everyone;
-- "regenerate" answers the last message again (also the retry after an error).
+- "regenerate" answers the last message again (also the retry after an error);
+- "edit" (with "message", the room's last user message, and "content") changes
+  that message and answers it again.
 """
 
 import json
@@ -121,6 +123,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._stop(frame.get("message"))
         elif frame.get("action") == "regenerate":
             await self._regenerate()
+        elif frame.get("action") == "edit":
+            await self._edit(frame)
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -211,6 +215,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("Wait for the current reply to finish, then try again."))
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
+
+    async def _edit(self, frame: dict[str, Any]) -> None:
+        message_id = _as_id(frame.get("message"))
+        form = MessageForm(data={"content": frame.get("content")})
+        if message_id is None:
+            await self._refuse(_("Only the room's last message can be edited."))
+            return
+        if not form.is_valid():
+            await self._refuse(" ".join(str(error) for error in form.errors["content"]))
+            return
+        try:
+            await services.message_edit(
+                room=self.room,
+                author=self.scope["user"],
+                message_id=message_id,
+                content=form.cleaned_data["content"],
+            )
+        except services.EditRefused as refused:
+            await self._refuse(_(str(refused)))
+        except services.RoomBusy:
+            await self._refuse(_("Wait for the current reply to finish, then edit."))
+        except services.RateLimited as limited:
+            await self._refuse(
+                _("You are sending messages too fast. Try again in %(seconds)d seconds.")
+                % {"seconds": math.ceil(limited.retry_after)}
+            )
 
     async def _catch_up(self, frame: dict[str, Any]) -> None:
         if "message" in frame:

@@ -5,14 +5,54 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext_lazy as _
 
+from chat import llm
 from chat.models import Message, Room
 
 
 class RoomForm(forms.ModelForm):
+    """A room's name, prompt, model and temperature.
+
+    The model is picked from the server's list (llm.models_list); when the
+    server lists none or cannot be asked, any name is accepted.
+    """
+
     class Meta:
         model = Room
-        fields = ["name", "system_prompt"]
-        widgets = {"system_prompt": forms.Textarea(attrs={"rows": 5})}
+        fields = ["name", "system_prompt", "model", "temperature"]
+        widgets = {
+            "system_prompt": forms.Textarea(attrs={"rows": 5}),
+            "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = llm.models_list()
+        field = self.fields["model"]
+        if offered:
+            # The configured default and the room's own stay valid choices, so
+            # saving a room does not force a new model on it.
+            names = dict.fromkeys([*offered, settings.OPENAI_MODEL, self.instance.model])
+            self.fields["model"] = forms.ChoiceField(
+                label=field.label,
+                choices=[(name, name) for name in names if name],
+                initial=field.initial,
+                error_messages={
+                    "invalid_choice": _("The model server has no model called “%(value)s”.")
+                },
+            )
+        elif not llm.is_configured():
+            field.help_text = _("No model server is configured: the offline demo model answers.")
+        else:
+            field.help_text = _("The model server did not list its models: type a model's name.")
+        # Left out or blank, they keep the room's values (a new room's are the settings').
+        self.fields["model"].required = self.fields["temperature"].required = False
+
+    def clean_model(self) -> str:
+        return self.cleaned_data["model"] or self.instance.model
+
+    def clean_temperature(self) -> float:
+        temperature = self.cleaned_data["temperature"]
+        return self.instance.temperature if temperature is None else temperature
 
 
 class MessageForm(forms.ModelForm):

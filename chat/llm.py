@@ -1,4 +1,5 @@
-"""The model: an async iterator of text deltas, and embeddings for document search.
+"""The model: an async iterator of text deltas (with the reply's token usage once
+it ends), the server's list of models, and embeddings for document search.
 The only module that imports openai.
 
 With OPENAI_API_KEY or OPENAI_BASE_URL set, replies come from that
@@ -11,7 +12,8 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -21,6 +23,7 @@ import openai
 # tab of the process at its first reply: loaded with the app instead.
 import openai.resources.chat
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from openai.types.chat import ChatCompletionMessageParam
@@ -49,33 +52,81 @@ class ModelError(Exception):
 HTTP_STATUS_ERROR = gettext_noop("The model server answered with an error (HTTP %(status)s).")
 
 
-def model_name() -> str:
-    return settings.OPENAI_MODEL if is_configured() else DEMO_MODEL_NAME
+def model_name(*, model: str | None = None) -> str:
+    """The model that answers: `model` (a room's), else OPENAI_MODEL; offline, the demo."""
+    return (model or settings.OPENAI_MODEL) if is_configured() else DEMO_MODEL_NAME
 
 
 def is_configured() -> bool:
     return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
 
 
-async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
-    """Yield the reply to `turns` as text deltas, raising ModelError on any fault."""
-    if not is_configured():
-        async for delta in _demo_reply(turns):
-            yield delta
-        return
+@dataclass(frozen=True)
+class Usage:
+    """Tokens as the server counted them for one reply."""
 
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ModelReply:
+    """A reply being streamed: iterate it for text deltas; once it has ended,
+    `usage` holds the server's token counts, or None when it reported none."""
+
+    def __init__(self, deltas: "AsyncGenerator[str | Usage]") -> None:
+        self._deltas = deltas
+        self.usage: Usage | None = None
+
+    def __aiter__(self) -> "ModelReply":
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            item = await anext(self._deltas)
+            if isinstance(item, Usage):
+                self.usage = item
+                continue
+            return item
+
+    async def aclose(self) -> None:
+        await self._deltas.aclose()
+
+
+def stream_reply(
+    turns: Sequence[ChatTurn], *, model: str | None = None, temperature: float | None = None
+) -> ModelReply:
+    """The reply to `turns` (by OPENAI_MODEL and the server's default temperature unless
+    given), as text deltas; iterating raises ModelError on any fault."""
+    if not is_configured():
+        return ModelReply(_demo_reply(turns))
+    return ModelReply(_server_reply(turns, model=model, temperature=temperature))
+
+
+async def _server_reply(
+    turns: Sequence[ChatTurn], *, model: str | None, temperature: float | None
+) -> AsyncGenerator[str | Usage]:
     client = _async_client()
+    # Unset, the server's own default temperature.
+    options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
     stream = None
     try:
         stream = await client.chat.completions.create(
-            model=settings.OPENAI_MODEL,
+            model=model or settings.OPENAI_MODEL,
             # Our turns are plain dicts of the SDK's message shape.
             messages=cast(list[ChatCompletionMessageParam], list(turns)),
             stream=True,
+            # The last chunk then carries the token counts.
+            stream_options={"include_usage": True},
+            **options,
         )
         async for chunk in stream:
-            if chunk.choices and (text := chunk.choices[0].delta.content):
-                yield text
+            if chunk.choices and (delta := chunk.choices[0].delta.content):
+                yield delta
+            if chunk.usage is not None:
+                yield Usage(
+                    prompt_tokens=chunk.usage.prompt_tokens,
+                    completion_tokens=chunk.usage.completion_tokens,
+                )
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
         raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
@@ -99,6 +150,35 @@ async def stream_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
         # Also when the reply is stopped: the server stops generating.
         if stream is not None:
             await stream.close()
+
+
+def models_list() -> list[str]:
+    """The chat models the server offers (GET /v1/models), sorted; empty when there
+    is no server or it cannot say. Kept for CHAT_MODELS_CACHE seconds, failures too,
+    so a down server slows one form, not every one."""
+    if not is_configured():
+        return []
+    key = "chat:models:" + (settings.OPENAI_BASE_URL or "openai")
+    names = cache.get(key)
+    if names is None:
+        names = _models_fetch()
+        cache.set(key, names, settings.CHAT_MODELS_CACHE)
+    return names
+
+
+def _models_fetch() -> list[str]:
+    options = _client_options() | {"timeout": min(settings.OPENAI_TIMEOUT, 5.0)}
+    try:
+        with openai.OpenAI(**options) as client:
+            names = {model.id for model in client.models.list()}
+    except (openai.APIError, httpx.HTTPError) as exc:
+        logger.warning("listing the models failed: %r", exc)
+        return []
+    return sorted(name for name in names if not _NOT_CHAT.search(name))
+
+
+# Servers list every model they have; these cannot hold a conversation.
+_NOT_CHAT = re.compile(r"embed|whisper|tts|dall-e|moderation|transcribe|image", re.IGNORECASE)
 
 
 def _no_embeddings() -> ModelError:
@@ -171,7 +251,7 @@ def _embedding_error(exc: Exception) -> ModelError:
 _DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream
 
 
-async def _demo_reply(turns: Sequence[ChatTurn]) -> AsyncIterator[str]:
+async def _demo_reply(turns: Sequence[ChatTurn]) -> AsyncGenerator[str]:
     question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
     text = _(
         "**Offline demo model.** No model is configured, so this is a fixed reply. "

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,18 @@ class TimestampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+# Temperatures OpenAI-compatible servers accept.
+TEMPERATURE_MIN, TEMPERATURE_MAX = 0.0, 2.0
+
+
+def room_model_default() -> str:
+    return settings.OPENAI_MODEL
+
+
+def room_temperature_default() -> float:
+    return settings.OPENAI_TEMPERATURE
 
 
 class Room(TimestampedModel):
@@ -29,6 +42,14 @@ class Room(TimestampedModel):
         _("system prompt"),
         blank=True,
         help_text=_("Instructions the model follows in this room."),
+    )
+    # Read from the settings when the room is created, then the room's own.
+    model = models.CharField(_("model"), max_length=200, default=room_model_default)
+    temperature = models.FloatField(
+        _("temperature"),
+        default=room_temperature_default,
+        validators=[MinValueValidator(TEMPERATURE_MIN), MaxValueValidator(TEMPERATURE_MAX)],
+        help_text=_("From 0 (focused) to 2 (varied)."),
     )
 
     class Meta:
@@ -68,6 +89,10 @@ class Message(TimestampedModel):
     seq = models.PositiveIntegerField(default=0)
     # Documents a reply was grounded on, shown under it: [{"title", "number", "url"}].
     sources = models.JSONField(default=list, blank=True)
+    # A reply's model and token counts as the server reported them; None is unknown.
+    model = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -86,6 +111,16 @@ class Message(TimestampedModel):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+    @property
+    def usage_known(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return self.prompt_tokens + self.completion_tokens
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

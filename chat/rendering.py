@@ -27,6 +27,16 @@ MESSAGE_LABELS = {
     "stop": gettext_lazy("Stop"),
     "retry": gettext_lazy("Retry"),
     "regenerate": gettext_lazy("Regenerate"),
+    "usage": gettext_lazy("%(total)s tokens (%(prompt)s prompt, %(completion)s reply)"),
+    "usage_unknown": gettext_lazy("Usage unknown"),
+    "usage_unknown_why": gettext_lazy(
+        "The model server did not report how many tokens this reply used."
+    ),
+    "copy": gettext_lazy("Copy"),
+    "copy_message": gettext_lazy("Copy message"),
+    "edit": gettext_lazy("Edit"),
+    "edited_message": gettext_lazy("Edited message"),
+    "save_and_resend": gettext_lazy("Save and resend"),
 }
 # Stand-ins no message text can contain: the nonce is this process's own. A
 # label with values carries them as JSON: {% label "tokens" total=12 %}.

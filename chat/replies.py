@@ -127,8 +127,12 @@ async def _generate(
 async def _write(
     *, turns: list[llm.ChatTurn], stream: "_ReplyStream", coalescer: "_Coalescer"
 ) -> tuple[str, str]:
+    # The room's current model: its owner may have changed it since the tab connected.
+    model, temperature = await selectors.room_model_settings(room=stream.room)
+    stream.reply.model = llm.model_name(model=model)
+    answer = llm.stream_reply(turns, model=model, temperature=temperature)
     try:
-        async for delta in llm.stream_reply(turns):
+        async for delta in answer:
             stream.reply.content += delta
             observability.reply_token(reply_id=stream.reply.pk)
             coalescer.mark()
@@ -138,7 +142,15 @@ async def _write(
     except Exception:
         logger.exception("reply %s failed", stream.reply.pk)
         return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
+    finally:
+        usage_record(reply=stream.reply, usage=answer.usage)
     return Message.Status.COMPLETE, ""
+
+
+def usage_record(*, reply: Message, usage: llm.Usage | None) -> None:
+    """Put the server's token counts on the reply (saved with its final state); None is unknown."""
+    reply.prompt_tokens = usage.prompt_tokens if usage else None
+    reply.completion_tokens = usage.completion_tokens if usage else None
 
 
 class _StopSignal:
@@ -259,7 +271,13 @@ class _ReplyStream:
             "updated_at": timezone.now(),
         }
         if final:
-            fields |= {"status": self.reply.status, "error": self.reply.error}
+            fields |= {
+                "status": self.reply.status,
+                "error": self.reply.error,
+                "model": self.reply.model,
+                "prompt_tokens": self.reply.prompt_tokens,
+                "completion_tokens": self.reply.completion_tokens,
+            }
         return bool(
             await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
                 **fields

@@ -42,6 +42,12 @@ async def room_aget(*, pk: int, user: AnyUser) -> Room | None:
     return await room_visible(user=user).filter(pk=pk).afirst()
 
 
+async def room_model_settings(*, room: Room) -> tuple[str, float]:
+    """The room's model and temperature as stored now (a connected tab's copy may be older)."""
+    stored = await Room.objects.filter(pk=room.pk).values_list("model", "temperature").afirst()
+    return stored or (room.model, room.temperature)
+
+
 def room_members(*, room: Room) -> QuerySet:
     return room.members.order_by("username")
 
@@ -64,6 +70,22 @@ def room_messages_page(*, room: Room, before: int | None = None) -> MessagePage:
         newest = newest.filter(pk__lt=before)
     found = list(newest[: size + 1])
     return MessagePage(messages=found[:size][::-1], has_earlier=len(found) > size)
+
+
+# Messages shown above a message opened from search.
+CONTEXT_BEFORE = 5
+
+
+def room_messages_page_from(*, room: Room, message_id: int) -> MessagePage | None:
+    """Everything from a few messages before `message_id` to the newest, so the page
+    can scroll to it however old it is; None when the room has no such message."""
+    if not room.messages.filter(pk=message_id).exists():
+        return None
+    earlier = room.messages.filter(pk__lt=message_id).order_by("-pk").values_list("pk", flat=True)
+    context = list(earlier[: CONTEXT_BEFORE + 1])
+    first = context[:CONTEXT_BEFORE][-1] if context else message_id
+    shown = room_messages(room=room).order_by("pk").filter(pk__gte=first)
+    return MessagePage(messages=list(shown), has_earlier=len(context) > CONTEXT_BEFORE)
 
 
 def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:

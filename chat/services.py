@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from chat import ratelimit, rendering, replies
 from chat.broadcast import (
@@ -36,12 +37,30 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class EditRefused(Exception):
+    """A message cannot be edited; the message says why."""
+
+
 class MemberError(Exception):
     """A member could not be added or removed; the message says why."""
 
 
-def room_create(*, owner: User, name: str, system_prompt: str = "") -> Room:
-    return Room.objects.create(owner=owner, name=name, system_prompt=system_prompt)
+def room_create(
+    *,
+    owner: User,
+    name: str,
+    system_prompt: str = "",
+    model: str | None = None,
+    temperature: float | None = None,
+) -> Room:
+    # Unset, the model and temperature are the settings' (Room's defaults).
+    options = {"model": model, "temperature": temperature}
+    return Room.objects.create(
+        owner=owner,
+        name=name,
+        system_prompt=system_prompt,
+        **{key: value for key, value in options.items() if value is not None},
+    )
 
 
 def room_member_add(*, room: Room, username: str) -> AbstractBaseUser:
@@ -62,13 +81,23 @@ def room_member_remove(*, room: Room, user_id: int) -> None:
         transaction.on_commit(partial(room_member_removed_sync, room_id=room.pk, user_id=user_id))
 
 
-def room_update(*, room: Room, name: str, system_prompt: str) -> Room:
-    """Rename the room or change its prompt; a new prompt starts a new conversation."""
+def room_update(
+    *,
+    room: Room,
+    name: str,
+    system_prompt: str,
+    model: str | None = None,
+    temperature: float | None = None,
+) -> Room:
+    """Rename the room, or change its prompt, model or temperature; a new prompt
+    starts a new conversation. The next reply uses the new model and temperature."""
     with transaction.atomic():
         stored = Room.objects.select_for_update().get(pk=room.pk)
         prompt_changed = stored.system_prompt != system_prompt
         room.name, room.system_prompt = name, system_prompt
-        room.save(update_fields=["name", "system_prompt", "updated_at"])
+        room.model = model if model is not None else stored.model
+        room.temperature = temperature if temperature is not None else stored.temperature
+        room.save(update_fields=["name", "system_prompt", "model", "temperature", "updated_at"])
         if prompt_changed:
             # The old answers were given under other instructions.
             room.messages.all().delete()
@@ -146,14 +175,7 @@ def _reply_reset(*, room: Room) -> Message:
                 Message.objects.filter(pk=last.pk)
                 .exclude(status=Message.Status.STREAMING)
                 .filter(~Exists(newer))
-                .update(
-                    status=Message.Status.STREAMING,
-                    content="",
-                    error="",
-                    sources=[],
-                    seq=F("seq") + 1,
-                    updated_at=timezone.now(),
-                )
+                .update(**_restarted_reply())
             )
             if not restarted:
                 raise RoomBusy
@@ -162,6 +184,73 @@ def _reply_reset(*, room: Room) -> Message:
     except IntegrityError as exc:
         raise RoomBusy from exc
     return last
+
+
+async def message_edit(*, room: Room, author: User, message_id: int, content: str) -> Message:
+    """Change the room's last user message and answer it again, replacing its reply.
+
+    Only its author may, and not while a reply streams (RoomBusy); anything
+    else raises EditRefused. Either way nothing changes. Returns the reply.
+    """
+    if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
+        raise RateLimited(retry_after)
+    reply = await database_sync_to_async(_turn_edit)(
+        room=room, author=author, message_id=message_id, content=content
+    )
+    replies.reply_start(room=room, reply=reply)
+    return reply
+
+
+def _turn_edit(*, room: Room, author: User, message_id: int, content: str) -> Message:
+    replies.reply_recover_stale(room=room)
+    message = room.messages.filter(pk=message_id, role=Message.Role.USER).first()
+    if message is None or message.author_id != author.pk:
+        raise EditRefused(gettext_noop("You can edit only your own messages."))
+    if room.messages.filter(role=Message.Role.USER, pk__gt=message.pk).exists():
+        raise EditRefused(gettext_noop("Only the room's last message can be edited."))
+    reply = room.messages.filter(pk__gt=message.pk).first()
+    if reply is not None and reply.is_streaming:
+        raise RoomBusy
+    try:
+        with transaction.atomic():
+            # Only if the reply is still finished and still last: another tab may
+            # have edited, regenerated or sent a message meanwhile.
+            newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
+            if reply is None:
+                reply = Message.objects.create(
+                    room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                )
+            elif not (
+                Message.objects.filter(pk=reply.pk)
+                .exclude(status=Message.Status.STREAMING)
+                .filter(~Exists(newer))
+                .update(**_restarted_reply())
+            ):
+                raise RoomBusy
+            Message.objects.filter(pk=message.pk).update(
+                content=content, seq=F("seq") + 1, updated_at=timezone.now()
+            )
+            message.refresh_from_db()
+            reply.refresh_from_db()
+            message_broadcast_on_commit(message, reply)
+    except IntegrityError as exc:
+        raise RoomBusy from exc
+    return reply
+
+
+def _restarted_reply() -> dict[str, object]:
+    """The fields that turn a finished reply back into an empty streaming one."""
+    return {
+        "status": Message.Status.STREAMING,
+        "content": "",
+        "error": "",
+        "sources": [],
+        "model": "",
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "seq": F("seq") + 1,
+        "updated_at": timezone.now(),
+    }
 
 
 async def reply_stop(*, room: Room, message_id: int) -> bool:

@@ -10,6 +10,9 @@ urlpatterns = [
     path("<int:pk>/", views.room_detail, name="room_detail"),
     path("<int:pk>/edit/", views.room_edit, name="room_edit"),
     path("<int:pk>/messages/", views.room_messages_earlier, name="room_messages_earlier"),
+    path("<int:pk>/usage/", views.room_usage, name="room_usage"),
+    path("<int:pk>/export/", views.room_export, name="room_export"),
+    path("search/", views.message_search, name="search"),
     path("<int:pk>/members/", views.room_member_add, name="room_member_add"),
     path(
         "<int:pk>/members/<int:user_id>/remove/",

@@ -5,11 +5,14 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import rag, replies, selectors, services
+from chat import export, rag, replies, selectors, services, usage
+from chat import search as chat_search
+from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
 from chat.models import Room
 
@@ -41,11 +44,59 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     room = _room_or_404(request, pk)
     replies.reply_recover_stale(room=room)
+    # ?message=<id> (a search result) opens the room at that message, highlighted.
+    found = _as_id(request.GET.get("message"))
+    page = found and selectors.room_messages_page_from(room=room, message_id=found)
     return render(
         request,
         "chat/room_detail.html",
-        {"room": room, "page": selectors.room_messages_page(room=room), "form": MessageForm()},
+        {
+            "room": room,
+            "page": page or selectors.room_messages_page(room=room),
+            "found": found if page else None,
+            "form": MessageForm(),
+            "room_usage": usage.room_usage(room=room),
+        },
     )
+
+
+@require_GET
+def room_usage(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The room's token total, refreshed in the header whenever a reply finishes."""
+    room = _room_or_404(request, pk)
+    context = {"room": room, "room_usage": usage.room_usage(room=room)}
+    return render(request, "chat/room_detail.html#room_usage", context)
+
+
+@require_GET
+def room_export(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The whole room as a download: ?format=md or ?format=json."""
+    room = _room_or_404(request, pk)
+    format = request.GET.get("format", "md")
+    if format not in export.FORMATS:
+        return HttpResponseBadRequest(
+            "Unknown export format: use ?format=md or ?format=json.",
+            content_type="text/plain; charset=utf-8",
+        )
+    messages = list(selectors.room_messages(room=room))
+    render_as = export.room_markdown if format == "md" else export.room_json
+    response = HttpResponse(
+        render_as(room=room, messages=messages), content_type=export.FORMATS[format]
+    )
+    filename = export.export_filename(room=room, format=format)
+    response["Content-Disposition"] = content_disposition_header(True, filename) or "attachment"
+    return response
+
+
+@require_GET
+def message_search(request: HtmxHttpRequest) -> HttpResponse:
+    found = chat_search.message_search(user=request.user, query=request.GET.get("q", ""))
+    # Typing swaps only the results; a history restore needs the page.
+    if request.htmx and not request.htmx.history_restore_request:
+        template = "chat/search.html#results"
+    else:
+        template = "chat/search.html"
+    return render(request, template, {"search": found})
 
 
 @require_GET
@@ -114,7 +165,12 @@ async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
         template = "chat/taxlaw_document_list.html#results"
     else:
         template = "chat/taxlaw_document_list.html"
-    return render(request, template, {"search": search})
+    loaded = await TaxLawDocument.objects.aexists()
+    return render(request, template, {"search": search, "loaded": loaded})
+
+
+def _as_id(value: str | None) -> int | None:
+    return int(value) if value and value.isdecimal() and int(value) > 0 else None
 
 
 def _room_or_404(request: HtmxHttpRequest, pk: int) -> Room:

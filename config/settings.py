@@ -245,3 +245,30 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [csp.constants.NONE],
     }
 }
+# Per-room model and temperature, and what replies cost. A room starts with
+# OPENAI_MODEL and OPENAI_TEMPERATURE; the room form offers the server's models
+# (GET /v1/models), remembered for CHAT_MODELS_CACHE seconds.
+OPENAI_TEMPERATURE = env.float("OPENAI_TEMPERATURE", default=1.0)
+CHAT_MODELS_CACHE = env.float("CHAT_MODELS_CACHE", default=300.0)
+# US dollars per million tokens, as JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}.
+# Without a price for a reply's model, only its token counts are shown.
+try:
+    CHAT_PRICES = env.json("CHAT_PRICES", default={})
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        'CHAT_PRICES is not JSON; write it as {"model": {"prompt": 0.15, "completion": 0.6}}.'
+    ) from exc
+if not isinstance(CHAT_PRICES, dict) or not all(
+    isinstance(price, dict) and {"prompt", "completion"} <= price.keys()
+    for price in CHAT_PRICES.values()
+):
+    raise ImproperlyConfigured(
+        'CHAT_PRICES must map each model to {"prompt": ..., "completion": ...} '
+        "(US dollars per million tokens)."
+    )
+if DATABASES["default"]["ENGINE"] == "pyhub.db.backends.sqlite3":
+    # Message search's triggers make every message write also write the search
+    # index. A transaction that takes SQLite's write lock only at its first write
+    # can then deadlock with another process's and fail at once ("database is
+    # locked"); taking the lock at BEGIN makes two processes wait their turn.
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"

@@ -36,6 +36,7 @@ from typing import Any, Self
 from aiohttp import web
 
 DEFAULT_EMBEDDING_DIMENSIONS = 3072  # text-embedding-3-large
+DEFAULT_MODELS = ("fake-model", "fake-embedding")
 
 # OpenAI's error "type" for the statuses tests are likely to script.
 _ERROR_TYPES = {
@@ -79,6 +80,11 @@ class FakeOpenAI:
         # Used when the queue is empty: a fixed text, else an echo of the last user message.
         self.default_text: str | None = None
         self.default_rate: float = 0.0
+        # What GET /v1/models lists, and its status (non-200 answers with an error).
+        self.models: tuple[str, ...] = DEFAULT_MODELS
+        self.models_status: int = 200
+        # Whether streams send the usage chunk a client asks for.
+        self.report_usage: bool = True
         self._lock = threading.Lock()
         self._received = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
@@ -148,8 +154,10 @@ class FakeOpenAI:
             self._embeddings[text] = list(vector)
 
     def reset(self) -> None:
-        """Forget queued replies, explicit embeddings and recorded requests."""
+        """Forget queued replies, explicit embeddings and recorded requests; list the
+        default models and report usage again."""
         with self._lock:
+            self.models, self.models_status, self.report_usage = DEFAULT_MODELS, 200, True
             self._queue.clear()
             self._requests.clear()
             self._embedding_requests.clear()
@@ -211,8 +219,11 @@ class FakeOpenAI:
             return _error(reply.status, reply.text or f"Fake error {reply.status}")
         model = str(body.get("model", "fake-model"))
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return await _stream(request, reply, model, include_usage)
+            asked = bool((body.get("stream_options") or {}).get("include_usage"))
+            usage = _usage(len(deltas := reply.deltas()), prompt=_prompt_tokens(body))
+            return await _stream(
+                request, reply, model, usage if asked and self.report_usage else None
+            )
 
         await asyncio.sleep(reply.first_token_delay)
         if reply.cut_after is not None:
@@ -232,7 +243,7 @@ class FakeOpenAI:
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": _usage(len(deltas)),
+                "usage": _usage(len(deltas), prompt=_prompt_tokens(body)),
             }
         )
 
@@ -275,7 +286,9 @@ class FakeOpenAI:
         )
 
     async def _models(self, request: web.Request) -> web.Response:
-        names = ("fake-model", "fake-embedding")
+        if self.models_status != 200:
+            return _error(self.models_status, f"Fake error {self.models_status}")
+        names = self.models
         models = [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]
         return web.json_response({"object": "list", "data": models})
 
@@ -293,7 +306,7 @@ def fake_embedding(text: str, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) ->
 
 
 async def _stream(
-    request: web.Request, reply: Reply, model: str, include_usage: bool
+    request: web.Request, reply: Reply, model: str, usage: dict[str, int] | None
 ) -> web.StreamResponse:
     """Send `reply` as OpenAI-style SSE, flushing each chunk as it is written."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -330,14 +343,14 @@ async def _stream(
         if reply.cut_after is not None:
             return _cut(request, resp)
         await resp.write(event({}, "stop"))
-        if include_usage:
+        if usage is not None:
             usage_chunk = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
                 "choices": [],
-                "usage": _usage(len(deltas)),
+                "usage": usage,
             }
             await resp.write(f"data: {json.dumps(usage_chunk)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
@@ -364,12 +377,19 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _usage(completion_tokens: int) -> dict[str, int]:
+def _usage(completion_tokens: int, *, prompt: int = 0) -> dict[str, int]:
     return {
-        "prompt_tokens": 0,
+        "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
-        "total_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
     }
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """A stand-in count: the words of every message sent, so tests can tell prompts apart."""
+    messages = body.get("messages") or []
+    texts = [m.get("content") for m in messages if isinstance(m, dict)]
+    return sum(len(text.split()) for text in texts if isinstance(text, str))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | None:

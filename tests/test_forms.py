@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from chat.forms import MessageForm, RoomForm
 
@@ -29,3 +30,76 @@ def test_room_form_requires_a_name_but_not_a_prompt():
     assert RoomForm(data={"name": "", "system_prompt": "x"}).errors == {
         "name": ["This field is required."]
     }
+
+
+@pytest.fixture
+def listed(model):
+    """The tests' server lists two chat models (and the cache forgets earlier lists)."""
+    cache.clear()
+    model.models = ("fake-model", "other-model", "text-embedding-3-large")
+    yield model
+    cache.clear()
+
+
+def room_data(**values) -> dict[str, str]:
+    return {"name": "Room", "system_prompt": "", "model": "fake-model", "temperature": "1"} | values
+
+
+def test_room_form_offers_the_server_s_models_and_the_default(listed):
+    form = RoomForm()
+    choices = [value for value, label in form.fields["model"].choices]
+    assert choices == ["fake-model", "other-model", "test-model"]
+    assert form["model"].initial == "test-model"
+    assert form["temperature"].initial == 1.0
+
+
+def test_room_form_saves_the_chosen_model_and_temperature(listed, user):
+    form = RoomForm(data=room_data(model="other-model", temperature="0.2"))
+    assert form.is_valid(), form.errors
+    assert (form.cleaned_data["model"], form.cleaned_data["temperature"]) == ("other-model", 0.2)
+
+
+def test_room_form_refuses_a_model_the_server_does_not_have(listed):
+    form = RoomForm(data=room_data(model="gpt-17"))
+    assert form.errors == {"model": ["The model server has no model called “gpt-17”."]}
+
+
+@pytest.mark.parametrize(
+    ("temperature", "error"),
+    [
+        ("2.5", "Ensure this value is less than or equal to 2.0."),
+        ("-0.1", "Ensure this value is greater than or equal to 0.0."),
+        ("warm", "Enter a number."),
+        ("nan", "Enter a number."),
+    ],
+)
+def test_room_form_refuses_a_bad_temperature(listed, temperature, error):
+    form = RoomForm(data=room_data(temperature=temperature))
+    assert form.errors == {"temperature": [error]}
+
+
+def test_room_form_takes_any_model_name_when_the_server_lists_none(listed):
+    listed.models = ()
+    form = RoomForm(data=room_data(model="llama3.1:8b"))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["model"] == "llama3.1:8b"
+    assert "did not list its models" in form.fields["model"].help_text
+
+
+def test_room_form_takes_any_model_name_when_the_list_fails(listed):
+    listed.models_status = 500
+    assert RoomForm(data=room_data(model="my-local-model")).is_valid()
+
+
+def test_room_form_keeps_a_room_s_model_the_server_no_longer_lists(listed, room_factory):
+    room = room_factory(model="retired-model", temperature=0.7)
+    form = RoomForm(data={"name": "Renamed", "system_prompt": ""}, instance=room)
+    assert form.is_valid(), form.errors
+    assert (form.cleaned_data["model"], form.cleaned_data["temperature"]) == ("retired-model", 0.7)
+
+
+def test_offline_the_model_field_says_the_demo_model_answers(settings):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    form = RoomForm(data=room_data(model="anything"))
+    assert form.is_valid()
+    assert "offline demo model answers" in form.fields["model"].help_text

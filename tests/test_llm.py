@@ -68,3 +68,34 @@ async def test_a_base_url_alone_selects_a_local_server(model, settings):
     assert llm.is_configured()
     model.queue(Reply("from a local server"))
     assert "".join(await collect()) == "from a local server"
+
+
+async def test_a_room_s_model_and_temperature_are_sent(model):
+    answer = llm.stream_reply(TURNS, model="fake-model", temperature=0.3)
+    assert "".join([delta async for delta in answer]) == "Echo: Hi"
+    (request,) = model.requests
+    assert (request["model"], request["temperature"]) == ("fake-model", 0.3)
+    assert request["stream_options"] == {"include_usage": True}
+
+
+async def test_usage_is_what_the_server_reported(model):
+    model.queue(Reply(chunks=("a", "b", "c")))
+    answer = llm.stream_reply(TURNS)
+    assert [delta async for delta in answer] == ["a", "b", "c"]
+    # The fake server counts the prompt's words (3) and the reply's chunks (3).
+    assert answer.usage == llm.Usage(prompt_tokens=3, completion_tokens=3)
+
+
+async def test_usage_is_unknown_when_the_server_reports_none(model):
+    model.report_usage = False
+    answer = llm.stream_reply(TURNS)
+    assert "".join([delta async for delta in answer]) == "Echo: Hi"
+    assert answer.usage is None
+
+
+async def test_the_demo_model_reports_no_usage(settings):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    answer = llm.stream_reply(TURNS, model="gpt-4o", temperature=2)
+    assert "".join([delta async for delta in answer]).startswith("**Offline demo model.**")
+    assert answer.usage is None
+    assert llm.model_name(model="gpt-4o") == llm.DEMO_MODEL_NAME

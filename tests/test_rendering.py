@@ -29,6 +29,14 @@ STATES = [
         "error": "The server stopped while writing this reply.",
     },
     {"role": "assistant", "status": "error", "content": "", "error": "HTTP 429 from the model."},
+    {
+        "role": "assistant",
+        "status": "complete",
+        "content": "counted",
+        "model": "test-model",
+        "prompt_tokens": 1200,
+        "completion_tokens": 34,
+    },
     {"role": "user", "status": "complete", "content": "<b>hi</b>\nStop Retry \x1e"},
 ]
 

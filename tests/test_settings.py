@@ -47,3 +47,16 @@ def test_behind_a_tls_proxy_check_deploy_still_passes():
     env = PRODUCTION | {"DJANGO_SECURE_PROXY_SSL_HEADER": "true"}
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_price_table_is_read_from_json():
+    prices = '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}'
+    result = manage("check", env={"CHAT_PRICES": prices})
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_price_table_is_refused_saying_how_to_write_it():
+    for prices in ("{not json", '{"gpt-4o-mini": 0.15}', '{"m": {"prompt": 1}}'):
+        result = manage("check", env={"CHAT_PRICES": prices})
+        assert result.returncode != 0
+        assert "CHAT_PRICES" in result.stderr and '"prompt"' in result.stderr

@@ -422,3 +422,28 @@ def test_earlier_messages_of_someone_elses_room_are_404(room_factory, as_bob):
     room = room_factory()
     url = reverse("chat:room_messages_earlier", args=[room.pk])
     assert as_bob.get(f"{url}?before=999").status_code == 404
+
+
+def test_the_document_page_on_an_empty_database_shows_how_to_load_them(client):
+    html = client.get(SEARCH).content.decode()
+    assert "No documents are loaded yet." in html
+    assert "manage.py load_jsonl chat.TaxLawDocument" in html
+    assert "No documents match" not in client.get(SEARCH, {"query": "퇴직금"}).content.decode()
+
+
+def test_a_new_room_gets_the_configured_model_and_temperature(client, settings):
+    settings.OPENAI_TEMPERATURE = 0.7
+    client.post("/chat/new/", {"name": "Defaults", "system_prompt": ""})
+    room = Room.objects.get(name="Defaults")
+    assert (room.model, room.temperature) == ("test-model", 0.7)
+
+
+def test_an_unknown_model_is_an_inline_error_and_nothing_is_saved(client):
+    response = client.post(
+        "/chat/new/", {"name": "R", "model": "gpt-17", "temperature": "3"}, **HTMX
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<form id="room-form"')
+    assert "The model server has no model called “gpt-17”." in html
+    assert "Ensure this value is less than or equal to 2.0." in html
+    assert Room.objects.count() == 0

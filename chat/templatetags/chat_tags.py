@@ -52,5 +52,6 @@ def label(context: template.Context, name: str, **values: object) -> str:
     """One of the words around a message (rendering.MESSAGE_LABELS) in the active language,
     or, in a broadcast rendered once for every language, a marker each language fills in."""
     if context.get("render_once"):
-        return rendering.label_marker(name, values)
+        # Every marker is replaced, and its text escaped, before the fragment is sent.
+        return mark_safe(rendering.label_marker(name, values))
     return rendering.label_text(name, values)

@@ -176,11 +176,21 @@ def test_keyboard_alone_reaches_everything_in_order_with_visible_focus(
     model.queue(Reply("Typed without a mouse."))
     page.locator("body").click(position={"x": 1, "y": 300})
     stops = []
-    for _ in range(8):
+    for _ in range(11):
         page.keyboard.press("Tab")
         stops.append(page.evaluate(FOCUSED))
     names = [stop["name"] for stop in stops]
-    expected = ["Live Chat", "Log out", "Edit and share", "Messages", "id_content", "Send"]
+    expected = [
+        "Live Chat",
+        "Search",
+        "Log out",
+        "Export (Markdown)",
+        "Export (JSON)",
+        "Edit and share",
+        "Messages",
+        "id_content",
+        "Send",
+    ]
     assert [n for n in names if n in expected][: len(expected)] == expected, names
     assert all(stop["visible"] for stop in stops if stop["name"] in expected), stops
 
