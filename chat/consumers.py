@@ -5,7 +5,11 @@ A frame with an "action" is a control frame:
 - "sync" (with "after", a message id) asks for what the page has not seen;
   static/chat/chat.js sends it whenever the socket opens;
 - "stop" (with "message", a reply's id) ends a streaming reply for everyone;
-- "regenerate" answers the last message again (also the retry after an error).
+- "regenerate" answers the last message again (also the retry after an error);
+- "cancel" (with "message", a queued question's id) takes it out of the AI's queue;
+- "join" makes the socket count as present (static/chat/presence.js sends it
+  whenever the socket opens); the answer is the room's queue;
+- "typing" tells the room's other people this user is typing (throttled).
 """
 
 import json
@@ -21,7 +25,7 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import rendering, replies, selectors, services
+from chat import presence, queue, rendering, replies, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -36,12 +40,17 @@ CLOSE_REMOVED = 4403
 CLOSE_ROOM_NOT_FOUND = 4404
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
+# Room events whose fragment every tab gets as-is (chat_message).
+FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
+
 # Open sockets per user in this process.
 _connections: Counter[int] = Counter()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
+    # The page announced itself ("join"): it counts as someone here.
+    present: bool = False
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
@@ -72,6 +81,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if _connections[user_id] <= 0:
             del _connections[user_id]
         await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        if self.present:
+            await self._presence_leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -93,6 +104,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._stop(frame.get("message"))
         elif frame.get("action") == "regenerate":
             await self._regenerate()
+        elif frame.get("action") == "join":
+            await self._presence_join()
+        elif frame.get("action") == "cancel":
+            await self._cancel(frame.get("message"))
+        elif frame.get("action") == "typing":
+            await presence.typing_send(room_id=self.room.pk, user=self.scope["user"])
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -105,7 +122,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # close_old_connections() Channels runs before every handler in the
         # database thread: that hop, per frame per tab, was the largest cost of
         # fanning a reply out (docs/benchmark.md).
-        if message["type"] == "chat.message":
+        if message["type"] in FORWARDED_EVENTS:
             await self.chat_message(message)
         else:
             await super().dispatch(message)
@@ -133,9 +150,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
-        except services.RoomBusy:
-            error = _("Wait for the current reply to finish, then send again.")
+        except services.QueueFull:
+            error = _(
+                "%(count)d questions are already waiting for the AI. Send yours when one is answered."
+            ) % {"count": settings.CHAT_QUEUE_LIMIT}
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            return
+        except services.RoomGone:
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
         await self.send(text_data=rendering.composer(room=self.room))
 
@@ -153,6 +175,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("Wait for the current reply to finish, then try again."))
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
+
+    # Shared rooms: presence, typing and the AI's queue.
+
+    async def _presence_join(self) -> None:
+        self.present = True
+        user_id = self.scope["user"].pk
+        await presence.presence_join(room_id=self.room.pk, user_id=user_id, channel=self.channel_name)
+        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
+        # A reconnecting page may have missed changes to the queue.
+        await self.send(text_data=await database_sync_to_async(queue.queue_html)(room_id=self.room.pk))
+
+    async def _presence_leave(self) -> None:
+        user_id = self.scope["user"].pk
+        await presence.presence_leave(room_id=self.room.pk, user_id=user_id, channel=self.channel_name)
+        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        # Nobody needs to see themselves typing.
+        if event["user_id"] != self.scope["user"].pk:
+            await self.chat_message(event)
+
+    async def chat_room_gone(self, event: dict[str, Any]) -> None:
+        """The room was deleted, or this user left it."""
+        if event["user_id"] in (None, self.scope["user"].pk):
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+
+    async def _cancel(self, message_id: object) -> None:
+        message_id = _as_id(message_id)
+        if message_id is None or not await database_sync_to_async(services.queue_cancel)(
+            room=self.room, user=self.scope["user"], message_id=message_id
+        ):
+            await self._refuse(_("That question is not waiting any more."))
 
     async def _catch_up(self, after: object) -> None:
         after = _as_id(after, allow_zero=True)

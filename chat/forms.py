@@ -11,8 +11,19 @@ from chat.models import Message, Room
 class RoomForm(forms.ModelForm):
     class Meta:
         model = Room
-        fields = ["name", "system_prompt"]
-        widgets = {"system_prompt": forms.Textarea(attrs={"rows": 5})}
+        fields = ["name", "system_prompt", "ai_answers"]
+        widgets = {
+            "system_prompt": forms.Textarea(attrs={"rows": 5}),
+            "ai_answers": forms.RadioSelect,
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Left out (an older form, a script), the room answers every message.
+        self.fields["ai_answers"].required = False
+
+    def clean_ai_answers(self) -> str:
+        return self.cleaned_data["ai_answers"] or Room.AiAnswers.EVERY
 
 
 class MessageForm(forms.ModelForm):

@@ -31,6 +31,15 @@ class Room(TimestampedModel):
         help_text=_("Instructions the model follows in this room."),
     )
 
+    class AiAnswers(models.TextChoices):
+        EVERY = "every", _("Every message")
+        MENTIONED = "mentioned", _("Only messages starting with @ai or !")
+
+    # In "mentioned" mode people talk among themselves and call the AI in.
+    ai_answers = models.CharField(
+        _("the AI answers"), max_length=10, choices=AiAnswers.choices, default=AiAnswers.EVERY
+    )
+
     class Meta:
         ordering = ["-pk"]
 
@@ -54,6 +63,8 @@ class Message(TimestampedModel):
         STOPPED = "stopped", _("Stopped")
         # The process generating it died; the partial text is kept.
         INTERRUPTED = "interrupted", _("Interrupted")
+        # A user message waiting for the AI while another reply streams (chat.queue).
+        QUEUED = "queued", _("Queued")
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     # Who wrote a user message; replies have none.
@@ -86,6 +97,17 @@ class Message(TimestampedModel):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+class RoomRead(models.Model):
+    """When a user last had a room open: the room list counts newer messages as unread."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reads")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="one_read_per_user_room")]
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

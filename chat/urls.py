@@ -9,6 +9,8 @@ urlpatterns = [
     path("new/", views.room_new, name="room_new"),
     path("<int:pk>/", views.room_detail, name="room_detail"),
     path("<int:pk>/edit/", views.room_edit, name="room_edit"),
+    path("<int:pk>/leave/", views.room_leave, name="room_leave"),
+    path("<int:pk>/delete/", views.room_delete, name="room_delete"),
     path("<int:pk>/messages/", views.room_messages_earlier, name="room_messages_earlier"),
     path("<int:pk>/members/", views.room_member_add, name="room_member_add"),
     path(

@@ -4,11 +4,12 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import rag, replies, selectors, services
+from chat import queue, rag, replies, selectors, services
 from chat.forms import MemberForm, MessageForm, RoomForm
 from chat.models import Room
 
@@ -38,11 +39,14 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     room = _room_or_404(request, pk)
     replies.reply_recover_stale(room=room)
-    return render(
-        request,
-        "chat/room_detail.html",
-        {"room": room, "page": selectors.room_messages_page(room=room), "form": MessageForm()},
-    )
+    services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
+    context = {
+        "room": room,
+        "page": selectors.room_messages_page(room=room),
+        "queue": queue.queue_waiting(room_id=room.pk),
+        "form": MessageForm(),
+    }
+    return render(request, "chat/room_detail.html", context)
 
 
 @require_GET
@@ -91,6 +95,28 @@ def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpR
     room = _owned_room(request, pk)
     services.room_member_remove(room=room, user_id=user_id)
     return _members(request, room, MemberForm())
+
+
+@require_POST
+def room_leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    room = _room_or_404(request, pk)
+    # The owner deletes their room instead; to them this page does not exist.
+    if room.owner_id == request.user.pk:
+        raise Http404
+    services.room_leave(room=room, user=request.user)
+    return _go_to_list(request)
+
+
+@require_http_methods(["GET", "POST"])
+def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm; POST deletes. Only the owner; to others it is a 404."""
+    room = _room_or_404(request, pk)
+    if room.owner_id != request.user.pk:
+        raise Http404
+    if request.method == "GET":
+        return render(request, "chat/room_delete.html", {"room": room})
+    services.room_delete(room=room)
+    return _go_to_list(request)
 
 
 @login_not_required
@@ -143,6 +169,12 @@ def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResp
     if request.htmx:
         return render(request, "chat/room_form.html#members", context)
     return redirect("chat:room_edit", pk=room.pk)
+
+
+def _go_to_list(request: HtmxHttpRequest) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("chat:room_list"))
+    return redirect("chat:room_list")
 
 
 def _go_to(request: HtmxHttpRequest, room: Room) -> HttpResponse:

@@ -186,3 +186,12 @@ CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
 # A reply still marked streaming with no save for this long (seconds) lost its
 # process; it is marked interrupted when its room is next opened.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
+
+# Shared rooms: presence, typing, the AI's queue.
+# At most this many questions wait for the AI per room; more are refused, unsaved.
+CHAT_QUEUE_LIMIT = env.int("CHAT_QUEUE_LIMIT", default=5)
+# A socket not heard from for this long (seconds) is no longer shown as present:
+# each process refreshes its sockets every quarter of it, so a crashed one's expire.
+CHAT_PRESENCE_TIMEOUT = env.float("CHAT_PRESENCE_TIMEOUT", default=8.0)
+# Typing notices: at most one per user per interval (seconds) reaches the room.
+CHAT_TYPING_INTERVAL = env.float("CHAT_TYPING_INTERVAL", default=2.0)

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from chat import services
 from chat.models import Message
 from config.asgi import application
-from tests.conftest import ORIGIN, session_cookie
+from tests.conftest import ORIGIN, replies_finished, session_cookie
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in, receive_until, reply_finished
 
@@ -136,19 +136,21 @@ async def test_bad_input_gets_an_error_for_that_sender_only(room, connect, model
     assert any(m.text == "Still here" for f in frames for m in messages_in(f))
 
 
-async def test_a_message_while_the_room_is_replying_is_refused(room, connect, model):
-    model.queue(Reply("slow " * 30, tokens_per_second=60))
+async def test_a_message_while_the_room_is_replying_waits_its_turn(room, connect, model):
+    model.queue(Reply("slow " * 30, tokens_per_second=60), Reply("Second answer."))
     tab1 = await connect(f"/ws/chat/{room.pk}/")
     tab2 = await connect(f"/ws/chat/{room.pk}/")
     await tab1.send_to(text_data=send("first"))
     await receive_until(tab2, lambda f: any(m.role == "assistant" for m in messages_in(f)))
 
     await tab2.send_to(text_data=send("second"))
-    refusal = await receive_until(tab2, lambda f: 'id="composer"' in f)
-    assert "Wait for the current reply to finish" in refusal[-1]
-    assert "second" in refusal[-1], "the refused text stays in the composer"
-    await receive_until(tab1, reply_finished)
-    assert [r[2] for r in await rows(room) if r[0] == "user"] == ["first"]
+    queued = await receive_until(tab2, lambda f: 'id="queue"' in f and "second" in f)
+    assert "Queued · 1" in queued[-1]
+    await receive_until(
+        tab1, lambda f: any(m.text == "Second answer." and m.status == "complete" for m in messages_in(f))
+    )
+    await replies_finished()
+    assert [r[2] for r in await rows(room)] == ["first", "slow " * 30, "second", "Second answer."]
 
 
 async def test_catch_up_sends_what_the_page_missed(room, connect, message_factory):
