@@ -24,6 +24,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from chat import presence, queue, rendering, replies, selectors, services
 from chat.broadcast import room_group
@@ -151,9 +152,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
         except services.QueueFull:
-            error = _(
-                "%(count)d questions are already waiting for the AI. Send yours when one is answered."
-            ) % {"count": settings.CHAT_QUEUE_LIMIT}
+            limit = settings.CHAT_QUEUE_LIMIT
+            error = ngettext(
+                "%(count)d question is already waiting for the AI. Send yours once it is answered.",
+                "%(count)d questions are already waiting for the AI. "
+                "Send yours when one is answered.",
+                limit,
+            ) % {"count": limit}
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
         except services.RoomGone:
@@ -181,14 +186,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _presence_join(self) -> None:
         self.present = True
         user_id = self.scope["user"].pk
-        await presence.presence_join(room_id=self.room.pk, user_id=user_id, channel=self.channel_name)
+        await presence.presence_join(
+            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
+        )
         await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
         # A reconnecting page may have missed changes to the queue.
-        await self.send(text_data=await database_sync_to_async(queue.queue_html)(room_id=self.room.pk))
+        await self.send(
+            text_data=await database_sync_to_async(queue.queue_html)(room_id=self.room.pk)
+        )
 
     async def _presence_leave(self) -> None:
         user_id = self.scope["user"].pk
-        await presence.presence_leave(room_id=self.room.pk, user_id=user_id, channel=self.channel_name)
+        await presence.presence_leave(
+            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
+        )
         await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
 
     async def chat_typing(self, event: dict[str, Any]) -> None:

@@ -107,7 +107,9 @@ class RoomRead(models.Model):
     read_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "room"], name="one_read_per_user_room")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="one_read_per_user_room")
+        ]
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

@@ -15,7 +15,6 @@ from functools import partial
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 
@@ -92,7 +91,10 @@ def _queue_claim(*, room_id: int) -> tuple[Room, Message] | None:
             # before its reply: the page and the model see question, then answer.
             waiting.delete()
             question = Message.objects.create(
-                room=room, author_id=waiting.author_id, role=Message.Role.USER, content=waiting.content
+                room=room,
+                author_id=waiting.author_id,
+                role=Message.Role.USER,
+                content=waiting.content,
             )
             reply = Message.objects.create(
                 room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING

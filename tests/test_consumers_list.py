@@ -59,7 +59,9 @@ async def test_a_message_sends_the_room_to_the_top_of_each_list_with_its_unread_
     frames = await receive_until(bob_list, lambda f: card_of(shared.pk)(f) and "Replying" not in f)
     assert unread(frames[-1]) == 2
     # Alice has it open, so nothing is unread for her; her own message never is.
-    frames = await receive_until(alice_list, lambda f: card_of(shared.pk)(f) and "Replying" not in f)
+    frames = await receive_until(
+        alice_list, lambda f: card_of(shared.pk)(f) and "Replying" not in f
+    )
     assert unread(frames[-1]) == 0
     # Someone else's room never reaches bob.
     await sync_to_async(services.room_update)(room=others, name="Renamed", system_prompt="")
@@ -75,9 +77,9 @@ async def test_unread_counts_since_the_user_last_had_the_room_open(shared, bob, 
 
     @sync_to_async
     def counts():
-        return {
-            room.name: room.unread for room in selectors.room_list(user=bob)
-        }, {room.name: room.unread for room in selectors.room_list(user=shared.owner)}
+        return {room.name: room.unread for room in selectors.room_list(user=bob)}, {
+            room.name: room.unread for room in selectors.room_list(user=shared.owner)
+        }
 
     for_bob, for_alice = await counts()
     assert for_bob == {"Shared": 2}

@@ -2,8 +2,8 @@
 
 Across processes and after a kill -9: tests/test_shared_live.py."""
 
+import asyncio
 import json
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -23,7 +23,9 @@ def present(*names: str):
     def done(frame: str) -> bool:
         if 'id="presence"' not in frame:
             return False
-        shown = [text_of(part.split("</li>")[0]) for part in frame.split('class="presence__name">')[1:]]
+        shown = [
+            text_of(part.split("</li>")[0]) for part in frame.split('class="presence__name">')[1:]
+        ]
         return shown == list(names)
 
     return done
@@ -41,9 +43,7 @@ def room(room_factory):
     return room_factory(name="Shared")
 
 
-async def test_people_appear_when_they_open_the_room_and_go_when_they_close_it(
-    room, bob, connect
-):
+async def test_people_appear_when_they_open_the_room_and_go_when_they_close_it(room, bob, connect):
     alice_tab = await connect(f"/ws/chat/{room.pk}/")
     await alice_tab.send_to(text_data=JOIN)
     await receive_until(alice_tab, present("alice"))
@@ -95,7 +95,7 @@ async def test_typing_again_after_the_interval_is_sent_again(room, bob, connect,
     bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
     await alice_tab.send_to(text_data=TYPING)
     await receive_until(bob_tab, lambda f: "is typing" in f)
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)
     await alice_tab.send_to(text_data=TYPING)
     await receive_until(bob_tab, lambda f: "is typing" in f)
 

@@ -93,9 +93,7 @@ async def test_questions_sent_mid_reply_are_answered_after_it_in_order(room, bob
     assert third_request["messages"][-2]["content"] == "Answer two."
 
 
-async def test_the_author_cancels_a_waiting_question_and_no_one_else_can(
-    room, bob, connect, model
-):
+async def test_the_author_cancels_a_waiting_question_and_no_one_else_can(room, bob, connect, model):
     model.queue(SLOW)
     alice_tab = await connect(f"/ws/chat/{room.pk}/")
     bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
@@ -129,7 +127,7 @@ async def test_beyond_the_queue_limit_the_sender_keeps_their_text_and_nothing_is
     await receive_until(tab, queue_shows("second"))
 
     await tab.send_to(text_data=send("one too many"))
-    refusal = await receive_until(tab, lambda f: "questions are already waiting for the AI" in f)
+    refusal = await receive_until(tab, lambda f: "1 question is already waiting for the AI" in f)
     assert "one too many" in refusal[-1], "the composer keeps the text"
     await all_replies_finished()
     assert "one too many" not in [content for _, _, content in await rows(room)]
@@ -148,7 +146,10 @@ async def test_stop_ends_the_current_reply_and_the_next_question_starts(room, co
     await all_replies_finished()
     statuses = [(status, content) for _, status, content in await rows(room)]
     assert statuses[1][0] == "stopped"
-    assert statuses[2:] == [("complete", "next one"), ("complete", 'Echo: [author: "alice"]\nnext one')]
+    assert statuses[2:] == [
+        ("complete", "next one"),
+        ("complete", 'Echo: [author: "alice"]\nnext one'),
+    ]
 
 
 async def test_regenerate_waits_until_the_queue_is_empty(room, connect, model):
@@ -192,9 +193,7 @@ async def test_a_waiting_question_survives_until_the_room_is_free(room, user, mo
     assert await queue.queue_resume() == 0
 
 
-async def test_in_mentioned_mode_only_addressed_messages_call_the_model(
-    room, bob, connect, model
-):
+async def test_in_mentioned_mode_only_addressed_messages_call_the_model(room, bob, connect, model):
     await Room.objects.filter(pk=room.pk).aupdate(ai_answers="mentioned")
     alice_tab = await connect(f"/ws/chat/{room.pk}/")
     bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
