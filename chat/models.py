@@ -111,6 +111,9 @@ class RoomRead(models.Model):
             models.UniqueConstraint(fields=["user", "room"], name="one_read_per_user_room")
         ]
 
+    def __str__(self) -> str:
+        return f"user {self.user_id} read room {self.room_id} at {self.read_at}"
+
 
 # The documents "!" questions and the search page draw on; a module of their own,
 # as their storage depends on the database backend.
