@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import presence
-from tests.wsutil import receive_until, text_of
+from tests.wsutil import presence_in, receive_until, text_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
