@@ -20,15 +20,7 @@ TYPING = json.dumps({"action": "typing"})
 def present(*names: str):
     """Done once a presence fragment lists exactly these names."""
 
-    def done(frame: str) -> bool:
-        if 'id="presence"' not in frame:
-            return False
-        shown = [
-            text_of(part.split("</li>")[0]) for part in frame.split('class="presence__name">')[1:]
-        ]
-        return shown == list(names)
-
-    return done
+    return lambda frame: presence_in(frame) == list(names)
 
 
 @pytest.fixture

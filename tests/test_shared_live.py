@@ -102,7 +102,7 @@ async def test_a_queued_question_is_answered_after_its_process_dies(stack, model
         Reply("Answered after the crash."),
     )
     async with browser_session() as alice, browser_session() as bob:
-        room_id, _, bob_name = await shared_room(alice, bob, survivor)
+        room_id, _, _ = await shared_room(alice, bob, survivor)
         asker = await open_socket(alice, doomed, room_id)
         watcher = await open_socket(bob, survivor, room_id)
         await asker.send_str(json.dumps({"content": "Write a lot"}))
