@@ -187,13 +187,17 @@ def queue_cancel(*, room: Room, user: AbstractBaseUser, message_id: int) -> bool
 
 def room_read_mark(*, room_id: int, user_id: int) -> None:
     """The user has the room open: the room list counts what arrives after now as unread."""
-    # One upsert, whether or not the user opened the room before.
-    RoomRead.objects.bulk_create(
-        [RoomRead(room_id=room_id, user_id=user_id, read_at=timezone.now())],
-        update_conflicts=True,
-        unique_fields=["user", "room"],
-        update_fields=["read_at"],
-    )
+    try:
+        with transaction.atomic():
+            # One upsert, whether or not the user opened the room before.
+            RoomRead.objects.bulk_create(
+                [RoomRead(room_id=room_id, user_id=user_id, read_at=timezone.now())],
+                update_conflicts=True,
+                unique_fields=["user", "room"],
+                update_fields=["read_at"],
+            )
+    except IntegrityError:
+        pass  # the room was just deleted: nothing left to read
 
 
 def room_leave(*, room: Room, user: AbstractBaseUser) -> None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chat import replies, services
 from chat.broadcast import room_group
-from chat.models import Message
+from chat.models import Message, Room
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in
@@ -194,3 +194,12 @@ async def test_sending_too_fast_is_refused_and_saves_nothing(room_factory, model
         await services.message_send(room=room, author=room.owner, content="second")
     assert 0 < limited.value.retry_after <= settings.CHAT_RATE_WINDOW
     assert await Message.objects.filter(room=room).acount() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_a_deleted_room_read_is_harmless(room_factory, user):
+    room = room_factory()
+    room_id = room.pk
+    services.room_delete(room=room)
+    services.room_read_mark(room_id=room_id, user_id=user.pk)
+    assert not Room.objects.filter(pk=room_id).exists()

@@ -57,12 +57,8 @@
     if (target.id === "room-list") target.querySelector(":scope > .empty")?.remove();
   });
 
-  document.addEventListener("htmx:oobAfterSwap", (event) => {
-    const target = event.detail.target;
-    // Fired on each element swapped in: a new notice starts its own countdown.
-    if (event.target.classList?.contains("typing-notice")) expire(event.target);
-    if (target.id === "queue") showOwnCancels();
-  });
+  // The queue is replaced whole; show Cancel again on this reader's own questions.
+  document.addEventListener("htmx:wsAfterMessage", showOwnCancels);
 
   document.addEventListener("input", (event) => {
     if (!(event.target instanceof HTMLTextAreaElement) || !event.target.closest("#composer")) return;
@@ -77,5 +73,17 @@
     if (event.target.id === "composer") lastTyping = 0;
   });
 
-  document.addEventListener("DOMContentLoaded", showOwnCancels);
+  document.addEventListener("DOMContentLoaded", () => {
+    showOwnCancels();
+    // Each notice swapped in (new, or renewing an older copy) starts its own countdown.
+    const notices = document.getElementById("typing");
+    if (!notices) return;
+    new MutationObserver((records) => {
+      for (const record of records) {
+        for (const node of record.addedNodes) {
+          if (node.classList?.contains("typing-notice")) expire(node);
+        }
+      }
+    }).observe(notices, { childList: true });
+  });
 })();
