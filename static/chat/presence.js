@@ -42,11 +42,13 @@
   // Upserts: a typing notice or a room card replaces its older copy.
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const { target, fragment } = event.detail;
-    // A message from someone ends their notice.
-    if (target.id === "messages") {
-      for (const article of fragment.querySelectorAll("article[data-author]")) {
-        const author = article.dataset.author;
-        if (author) document.getElementById(`typing-${author}`)?.remove();
+    // A message from someone, or their question joining the queue, ends their notice.
+    if (target.id === "messages" || target.id === "queue") {
+      for (const sent of fragment.querySelectorAll("[data-author]")) {
+        const author = sent.dataset.author;
+        if (author && !document.getElementById(sent.id)) {
+          document.getElementById(`typing-${author}`)?.remove();
+        }
       }
       return;
     }
