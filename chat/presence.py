@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.template.loader import render_to_string
 
 from chat import rendering, selectors
@@ -172,7 +173,7 @@ async def typing_hit(*, room_id: int, user_id: int) -> bool:
     return True
 
 
-async def typing_send(*, room_id: int, user: object) -> bool:
+async def typing_send(*, room_id: int, user: AbstractBaseUser) -> bool:
     """Tell the room's other people that `user` is typing, unless throttled."""
     if not await typing_hit(room_id=room_id, user_id=user.pk):
         return False

@@ -201,7 +201,8 @@ def room_read_mark(*, room_id: int, user_id: int) -> None:
 
 
 def room_leave(*, room: Room, user: AbstractBaseUser) -> None:
-    """A member leaves: their waiting questions go, and their open tabs close (4404)."""
+    """A member leaves: their waiting questions go, the reply to their question stops,
+    and their open tabs close (4404)."""
     if user.pk == room.owner_id:
         raise MemberError(_("The owner cannot leave their own room; delete it instead."))
     with transaction.atomic():
@@ -210,7 +211,26 @@ def room_leave(*, room: Room, user: AbstractBaseUser) -> None:
         cancelled, _rows = room.messages.filter(author=user, status=Message.Status.QUEUED).delete()
         if cancelled:
             queue.queue_broadcast_on_commit(room_id=room.pk)
+        if (reply_id := _reply_answering(room=room, user=user)) is not None:
+            transaction.on_commit(partial(_reply_stop_sync, reply_id=reply_id))
         transaction.on_commit(partial(room_gone_sync, room_id=room.pk, user_id=user.pk))
+
+
+def _reply_answering(*, room: Room, user: AbstractBaseUser) -> int | None:
+    """The reply streaming in the room, if it answers this user's question."""
+    reply = room.messages.filter(status=Message.Status.STREAMING).first()
+    if reply is None:
+        return None
+    question = (
+        room.messages.filter(pk__lt=reply.pk, role=Message.Role.USER)
+        .exclude(status=Message.Status.QUEUED)
+        .last()
+    )
+    return reply.pk if question is not None and question.author_id == user.pk else None
+
+
+def _reply_stop_sync(*, reply_id: int) -> None:
+    async_to_sync(get_channel_layer().group_send)(reply_group(reply_id), {"type": "reply.stop"})
 
 
 def room_delete(*, room: Room) -> None:
@@ -226,9 +246,8 @@ def room_delete(*, room: Room) -> None:
 
 
 def _room_deleted(*, room_id: int, reply_ids: list[int]) -> None:
-    layer = get_channel_layer()
     for reply_id in reply_ids:
-        async_to_sync(layer.group_send)(reply_group(reply_id), {"type": "reply.stop"})
+        _reply_stop_sync(reply_id=reply_id)
     room_gone_sync(room_id=room_id, user_id=None)
 
 

@@ -351,3 +351,20 @@ async def test_deleting_a_room_stops_its_reply_and_closes_every_tab(
     assert not await Message.objects.filter(room_id=room_id).aexists()
     cookie = await sync_to_async(session_cookie)(bob)
     assert await refused_with(f"/ws/chat/{room_id}/", [ORIGIN, cookie]) == 4404
+
+
+async def test_leaving_stops_the_reply_to_the_leavers_question(room, connect, user_factory, model):
+    model.queue(Reply(chunks=tuple(f"w{i} " for i in range(400)), tokens_per_second=40))
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await bob_tab.send_to(text_data=send("bob asks"))
+    # Under way (its Stop listener is up once text flows).
+    await receive_until(
+        alice_tab, lambda f: any(m.role == "assistant" and m.text for m in messages_in(f))
+    )
+
+    await sync_to_async(services.room_leave)(room=room, user=bob)
+    final = await receive_until(alice_tab, reply_finished)
+    assert [m.status for m in messages_in(final[-1]) if m.role == "assistant"] == ["stopped"]
