@@ -184,11 +184,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Shared rooms: presence, typing and the AI's queue.
 
     async def _presence_join(self) -> None:
-        self.present = True
         user_id = self.scope["user"].pk
-        await presence.presence_join(
-            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
-        )
+        # Once per socket: a repeated "join" tells the room nothing new.
+        if not self.present:
+            self.present = True
+            await presence.presence_join(
+                room_id=self.room.pk, user_id=user_id, channel=self.channel_name
+            )
         await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
         # A reconnecting page may have missed changes to the queue.
         await self.send(

@@ -119,3 +119,14 @@ async def test_a_message_arriving_is_from_its_author(room, connect):
     await tab.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
     frames = await receive_until(tab, lambda f: "message-" in f)
     assert f'data-author="{room.owner_id}"' in frames[-1]
+
+
+async def test_joining_twice_tells_the_room_once(room, bob, connect):
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await bob_tab.send_to(text_data=JOIN)
+    await receive_until(alice_tab, present("Bob <b>Builder</b>"))
+    await bob_tab.send_to(text_data=JOIN)
+    await receive_until(bob_tab, lambda f: 'id="queue"' in f)
+    await receive_until(bob_tab, lambda f: 'id="queue"' in f)
+    assert await alice_tab.receive_nothing(timeout=0.3)
