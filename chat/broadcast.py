@@ -59,3 +59,21 @@ def message_broadcast_on_commit(*messages: Message) -> None:
     html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
     transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))
+
+
+def user_group(user_id: int) -> str:
+    """A user's group: their room-list pages listen on it (chat.consumers_list)."""
+    return f"user-{user_id}"
+
+
+def fragment_event(event_type: str, html: Mapping[str, str], **fields: object) -> dict:
+    """A Channels event of its own type carrying a fragment in every language, shaped
+    like room_send's ("html" in the default language, the others in "translations").
+    A "key" field names what it shows, so a slow tab gets only its newest version."""
+    default = settings.LANGUAGE_CODE
+    return {
+        "type": event_type,
+        "html": html[default],
+        "translations": {code: text for code, text in html.items() if code != default},
+        **fields,
+    }

@@ -11,6 +11,10 @@ A frame with an "action" is a control frame:
 - "regenerate" answers the last message again (also the retry after an error);
 - "edit" (with "message", the room's last user message, and "content") changes
   that message and answers it again.
+- "cancel" (with "message", a queued question's id) takes it out of the AI's queue;
+- "join" makes the socket count as present (static/chat/presence.js sends it
+  whenever the socket opens); the answer is the room's queue;
+- "typing" tells the room's other people this user is typing (throttled).
 """
 
 import json
@@ -25,8 +29,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from chat import metrics, rendering, replies, selectors, services
+from chat import metrics, presence, queue, rendering, replies, selectors, services
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -45,6 +50,9 @@ CLOSE_REMOVED = 4403
 CLOSE_ROOM_NOT_FOUND = 4404
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
+# Room events whose fragment every tab gets as-is (chat_message).
+FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
+
 # Open sockets per user in this process.
 _connections: Counter[int] = Counter()
 
@@ -53,6 +61,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]
+    # The page announced itself ("join"): it counts as someone here.
+    present: bool = False
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
@@ -102,6 +112,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             # Redis is gone; its subscription went with it.
             logger.info("could not leave room %s's group", self.room.pk, exc_info=True)
+        if self.present:
+            await self._presence_leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -125,6 +137,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._regenerate()
         elif frame.get("action") == "edit":
             await self._edit(frame)
+        elif frame.get("action") == "join":
+            await self._presence_join()
+        elif frame.get("action") == "cancel":
+            await self._cancel(frame.get("message"))
+        elif frame.get("action") == "typing":
+            await presence.typing_send(room_id=self.room.pk, user=self.scope["user"])
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -137,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # close_old_connections() Channels runs before every handler in the
         # database thread: that hop, per frame per tab, was the largest cost of
         # fanning a reply out (docs/benchmark.md).
-        if message["type"] == "chat.message":
+        if message["type"] in FORWARDED_EVENTS:
             await self.chat_message(message)
         else:
             await super().dispatch(message)
@@ -195,9 +213,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
-        except services.RoomBusy:
-            error = _("Wait for the current reply to finish, then send again.")
+        except services.QueueFull:
+            limit = settings.CHAT_QUEUE_LIMIT
+            error = ngettext(
+                "%(count)d question is already waiting for the AI. Send yours once it is answered.",
+                "%(count)d questions are already waiting for the AI. "
+                "Send yours when one is answered.",
+                limit,
+            ) % {"count": limit}
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            return
+        except services.RoomGone:
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
         await self.send(text_data=rendering.composer(room=self.room))
 
@@ -215,6 +242,46 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("Wait for the current reply to finish, then try again."))
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
+
+    # Shared rooms: presence, typing and the AI's queue.
+
+    async def _presence_join(self) -> None:
+        user_id = self.scope["user"].pk
+        # Once per socket: a repeated "join" tells the room nothing new.
+        if not self.present:
+            self.present = True
+            await presence.presence_join(
+                room_id=self.room.pk, user_id=user_id, channel=self.channel_name
+            )
+        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
+        # A reconnecting page may have missed changes to the queue.
+        await self.send(
+            text_data=await database_sync_to_async(queue.queue_html)(room_id=self.room.pk)
+        )
+
+    async def _presence_leave(self) -> None:
+        user_id = self.scope["user"].pk
+        await presence.presence_leave(
+            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
+        )
+        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        # Nobody needs to see themselves typing.
+        if event["user_id"] != self.scope["user"].pk:
+            await self.chat_message(event)
+
+    async def chat_room_gone(self, event: dict[str, Any]) -> None:
+        """The room was deleted, or this user left it."""
+        if event["user_id"] in (None, self.scope["user"].pk):
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+
+    async def _cancel(self, message_id: object) -> None:
+        message_id = _as_id(message_id)
+        if message_id is None or not await database_sync_to_async(services.queue_cancel)(
+            room=self.room, user=self.scope["user"], message_id=message_id
+        ):
+            await self._refuse(_("That question is not waiting any more."))
 
     async def _edit(self, frame: dict[str, Any]) -> None:
         message_id = _as_id(frame.get("message"))

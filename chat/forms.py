@@ -18,10 +18,11 @@ class RoomForm(forms.ModelForm):
 
     class Meta:
         model = Room
-        fields = ["name", "system_prompt", "model", "temperature"]
+        fields = ["name", "system_prompt", "model", "temperature", "ai_answers"]
         widgets = {
             "system_prompt": forms.Textarea(attrs={"rows": 5}),
             "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
+            "ai_answers": forms.RadioSelect,
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -46,6 +47,8 @@ class RoomForm(forms.ModelForm):
             field.help_text = _("The model server did not list its models: type a model's name.")
         # Left out or blank, they keep the room's values (a new room's are the settings').
         self.fields["model"].required = self.fields["temperature"].required = False
+        # Left out (an older form, a script), the room answers every message.
+        self.fields["ai_answers"].required = False
 
     def clean_model(self) -> str:
         return self.cleaned_data["model"] or self.instance.model
@@ -53,6 +56,9 @@ class RoomForm(forms.ModelForm):
     def clean_temperature(self) -> float:
         temperature = self.cleaned_data["temperature"]
         return self.instance.temperature if temperature is None else temperature
+
+    def clean_ai_answers(self) -> str:
+        return self.cleaned_data["ai_answers"] or Room.AiAnswers.EVERY
 
 
 class MessageForm(forms.ModelForm):

@@ -52,6 +52,15 @@ class Room(TimestampedModel):
         help_text=_("From 0 (focused) to 2 (varied)."),
     )
 
+    class AiAnswers(models.TextChoices):
+        EVERY = "every", _("Every message")
+        MENTIONED = "mentioned", _("Only messages starting with @ai or !")
+
+    # In "mentioned" mode people talk among themselves and call the AI in.
+    ai_answers = models.CharField(
+        _("the AI answers"), max_length=10, choices=AiAnswers.choices, default=AiAnswers.EVERY
+    )
+
     class Meta:
         ordering = ["-pk"]
 
@@ -75,6 +84,8 @@ class Message(TimestampedModel):
         STOPPED = "stopped", _("Stopped")
         # The process generating it died; the partial text is kept.
         INTERRUPTED = "interrupted", _("Interrupted")
+        # A user message waiting for the AI while another reply streams (chat.queue).
+        QUEUED = "queued", _("Queued")
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     # Who wrote a user message; replies have none.
@@ -121,6 +132,22 @@ class Message(TimestampedModel):
         if self.prompt_tokens is None or self.completion_tokens is None:
             return None
         return self.prompt_tokens + self.completion_tokens
+
+
+class RoomRead(models.Model):
+    """When a user last had a room open: the room list counts newer messages as unread."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reads")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="one_read_per_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} read room {self.room_id} at {self.read_at}"
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Case, IntegerField, Value, When
 from django.db.models.functions import Length, Lower, Replace
 
-from chat import llm
+from chat import llm, selectors
 from chat.documents import KEYWORD_INDEX, TaxLawDocument
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,8 @@ async def turns_ground(
     itself is taken off every question, so the model never sees it.
     """
     questions = [t for t in turns if t["role"] == "user"]
-    latest = questions[-1]["content"] if questions else ""
+    # In a shared room a turn starts with its author's line (selectors.room_history).
+    latest = selectors.turn_author_split(questions[-1]["content"])[1] if questions else ""
     turns = [_unmarked(turn) for turn in turns]
     if not latest.startswith(QUESTION_MARK):
         return turns, []
@@ -151,8 +152,11 @@ async def turns_ground(
 
 
 def _unmarked(turn: llm.ChatTurn) -> llm.ChatTurn:
-    if turn["role"] == "user" and turn["content"].startswith(QUESTION_MARK):
-        return {**turn, "content": turn["content"].removeprefix(QUESTION_MARK).lstrip()}
+    if turn["role"] != "user":
+        return turn
+    author, text = selectors.turn_author_split(turn["content"])
+    if text.startswith(QUESTION_MARK):
+        return {**turn, "content": author + text.removeprefix(QUESTION_MARK).lstrip()}
     return turn
 
 

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import llm, observability, rag, rendering, selectors
+from chat import llm, observability, queue, rag, rendering, selectors
 from chat.broadcast import message_broadcast_on_commit, message_key, reply_group, room_send
 from chat.models import Message, Room
 
@@ -72,6 +72,7 @@ async def _watch_for_dead_replies() -> None:
     while True:
         try:
             await database_sync_to_async(reply_recover_stale)()
+            await queue.queue_resume()
         except Exception:
             logger.warning("recovering stale replies failed", exc_info=True)
         await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
@@ -100,6 +101,7 @@ async def _reply_generate(*, room: Room, reply: Message) -> None:
         reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
     await stream.finish()
     observability.reply_finished(reply_id=reply.pk, outcome=reply.status)
+    await queue.queue_after_reply(room=room)
 
 
 async def _generate(

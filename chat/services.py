@@ -5,8 +5,10 @@ A reply in progress is owned by chat.replies, which these start."""
 
 from functools import partial
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import IntegrityError, transaction
@@ -15,14 +17,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from chat import ratelimit, rendering, replies
+from chat import queue, ratelimit, rendering, replies, roomlist
 from chat.broadcast import (
     message_broadcast_on_commit,
     reply_group,
+    room_group,
     room_member_removed_sync,
     room_send_sync,
 )
-from chat.models import Message, Room
+from chat.models import Message, Room, RoomRead
 
 
 class RoomBusy(Exception):
@@ -41,6 +44,14 @@ class EditRefused(Exception):
     """A message cannot be edited; the message says why."""
 
 
+class QueueFull(Exception):
+    """CHAT_QUEUE_LIMIT questions already wait for the AI in this room."""
+
+
+class RoomGone(Exception):
+    """The room was deleted."""
+
+
 class MemberError(Exception):
     """A member could not be added or removed; the message says why."""
 
@@ -52,6 +63,7 @@ def room_create(
     system_prompt: str = "",
     model: str | None = None,
     temperature: float | None = None,
+    ai_answers: str = Room.AiAnswers.EVERY,
 ) -> Room:
     # Unset, the model and temperature are the settings' (Room's defaults).
     options = {"model": model, "temperature": temperature}
@@ -59,6 +71,7 @@ def room_create(
         owner=owner,
         name=name,
         system_prompt=system_prompt,
+        ai_answers=ai_answers,
         **{key: value for key, value in options.items() if value is not None},
     )
 
@@ -71,12 +84,14 @@ def room_member_add(*, room: Room, username: str) -> AbstractBaseUser:
     if user.pk == room.owner_id:
         raise MemberError(_("The owner is always in the room."))
     room.members.add(user)
+    roomlist.room_changed_on_commit(room=room)
     return user
 
 
 def room_member_remove(*, room: Room, user_id: int) -> None:
     """Take a member out of the room; their open tabs are closed at once."""
     with transaction.atomic():
+        roomlist.room_changed_on_commit(room=room)
         room.members.remove(user_id)
         transaction.on_commit(partial(room_member_removed_sync, room_id=room.pk, user_id=user_id))
 
@@ -88,16 +103,26 @@ def room_update(
     system_prompt: str,
     model: str | None = None,
     temperature: float | None = None,
+    ai_answers: str = Room.AiAnswers.EVERY,
 ) -> Room:
-    """Rename the room, or change its prompt, model or temperature; a new prompt
-    starts a new conversation. The next reply uses the new model and temperature."""
+    """Rename the room, or change its prompt, model, temperature or who the AI answers;
+    a new prompt starts a new conversation. The next reply uses the new settings."""
     with transaction.atomic():
         stored = Room.objects.select_for_update().get(pk=room.pk)
         prompt_changed = stored.system_prompt != system_prompt
-        room.name, room.system_prompt = name, system_prompt
+        room.name, room.system_prompt, room.ai_answers = name, system_prompt, ai_answers
         room.model = model if model is not None else stored.model
         room.temperature = temperature if temperature is not None else stored.temperature
-        room.save(update_fields=["name", "system_prompt", "model", "temperature", "updated_at"])
+        room.save(
+            update_fields=[
+                "name",
+                "system_prompt",
+                "model",
+                "temperature",
+                "ai_answers",
+                "updated_at",
+            ]
+        )
         if prompt_changed:
             # The old answers were given under other instructions.
             room.messages.all().delete()
@@ -108,40 +133,158 @@ def room_update(
                     html=rendering.in_every_language(rendering.room_reset, room=room),
                 )
             )
+            # Its waiting questions went with it.
+            queue.queue_broadcast_on_commit(room_id=room.pk)
     return room
 
 
 async def message_send(*, room: Room, author: User, content: str) -> Message:
-    """Save a user's message and start the room's reply to it.
+    """Save a user's message; start the room's reply to it, or queue it behind the one
+    streaming. People are never refused for a reply in progress.
 
-    Raises RateLimited when the author sends too fast, and RoomBusy while the
-    room's previous reply streams; either way nothing is saved.
+    In a "mentioned" room a message not addressed to the AI is saved and shown only.
+    Raises RateLimited when the author sends too fast, QueueFull when
+    CHAT_QUEUE_LIMIT questions already wait; either way nothing is saved.
     """
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
     user_message, reply = await database_sync_to_async(_turn_create)(
         room=room, author=author, content=content
     )
-    replies.reply_start(room=room, reply=reply)
+    if reply is not None:
+        replies.reply_start(room=room, reply=reply)
+    elif user_message.status == Message.Status.QUEUED:
+        # The reply ahead may have ended while this was being saved.
+        await queue.queue_advance(room_id=room.pk)
     return user_message
 
 
-def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Message]:
+def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Message | None]:
     replies.reply_recover_stale(room=room)
-    try:
-        with transaction.atomic():
+    addressed = queue.message_addressed(room=room, content=content)
+    with transaction.atomic():
+        # Serialises this room's queue decisions (a row lock on PostgreSQL).
+        if not Room.objects.select_for_update().filter(pk=room.pk).exists():
+            raise RoomGone
+        roomlist.room_changed_on_commit(room=room)
+        if not addressed:
             user_message = Message.objects.create(
                 room=room, author=author, role=Message.Role.USER, content=content
             )
-            # The placeholder claims the room: a second one fails the
-            # one_streaming_reply_per_room constraint, in any process.
-            reply = Message.objects.create(
-                room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+            message_broadcast_on_commit(user_message)
+            return user_message, None
+        waiting = room.messages.filter(status=Message.Status.QUEUED).count()
+        if not waiting:
+            try:
+                with transaction.atomic():
+                    user_message = Message.objects.create(
+                        room=room, author=author, role=Message.Role.USER, content=content
+                    )
+                    # The placeholder claims the room: a second one fails the
+                    # one_streaming_reply_per_room constraint, in any process.
+                    reply = Message.objects.create(
+                        room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                    )
+            except IntegrityError:
+                pass  # a reply is streaming: wait behind it
+            else:
+                message_broadcast_on_commit(user_message, reply)
+                return user_message, reply
+        if waiting >= settings.CHAT_QUEUE_LIMIT:
+            raise QueueFull
+        user_message = Message.objects.create(
+            room=room,
+            author=author,
+            role=Message.Role.USER,
+            content=content,
+            status=Message.Status.QUEUED,
+        )
+        queue.queue_broadcast_on_commit(room_id=room.pk)
+    return user_message, None
+
+
+def queue_cancel(*, room: Room, user: User, message_id: int) -> bool:
+    """Take the author's question out of the queue; False if it is not theirs or not waiting."""
+    with transaction.atomic():
+        deleted, _rows = Message.objects.filter(
+            pk=message_id, room=room, author=user, status=Message.Status.QUEUED
+        ).delete()
+        if deleted:
+            queue.queue_broadcast_on_commit(room_id=room.pk)
+    return bool(deleted)
+
+
+def room_read_mark(*, room_id: int, user_id: int) -> None:
+    """The user has the room open: the room list counts what arrives after now as unread."""
+    try:
+        with transaction.atomic():
+            # One upsert, whether or not the user opened the room before.
+            RoomRead.objects.bulk_create(
+                [RoomRead(room_id=room_id, user_id=user_id, read_at=timezone.now())],
+                update_conflicts=True,
+                unique_fields=["user", "room"],
+                update_fields=["read_at"],
             )
-            message_broadcast_on_commit(user_message, reply)
-    except IntegrityError as exc:
-        raise RoomBusy from exc
-    return user_message, reply
+    except IntegrityError:
+        pass  # the room was just deleted: nothing left to read
+
+
+def room_leave(*, room: Room, user: User) -> None:
+    """A member leaves: their waiting questions go, the reply to their question stops,
+    and their open tabs close (4404)."""
+    if user.pk == room.owner_id:
+        raise MemberError(_("The owner cannot leave their own room; delete it instead."))
+    with transaction.atomic():
+        roomlist.room_changed_on_commit(room=room)
+        room.members.remove(user)
+        cancelled, _rows = room.messages.filter(author=user, status=Message.Status.QUEUED).delete()
+        if cancelled:
+            queue.queue_broadcast_on_commit(room_id=room.pk)
+        if (reply_id := _reply_answering(room=room, user=user)) is not None:
+            transaction.on_commit(partial(_reply_stop_sync, reply_id=reply_id))
+        transaction.on_commit(partial(room_gone_sync, room_id=room.pk, user_id=user.pk))
+
+
+def _reply_answering(*, room: Room, user: User) -> int | None:
+    """The reply streaming in the room, if it answers this user's question."""
+    reply = room.messages.filter(status=Message.Status.STREAMING).first()
+    if reply is None:
+        return None
+    question = (
+        room.messages.filter(pk__lt=reply.pk, role=Message.Role.USER)
+        .exclude(status=Message.Status.QUEUED)
+        .last()
+    )
+    return reply.pk if question is not None and question.author_id == user.pk else None
+
+
+def _reply_stop_sync(*, reply_id: int) -> None:
+    async_to_sync(get_channel_layer().group_send)(reply_group(reply_id), {"type": "reply.stop"})
+
+
+def room_delete(*, room: Room) -> None:
+    """Delete the room for everyone: a reply in progress stops, every open tab closes (4404)."""
+    with transaction.atomic():
+        roomlist.room_changed_on_commit(room=room)
+        streaming = list(
+            room.messages.filter(status=Message.Status.STREAMING).values_list("pk", flat=True)
+        )
+        room_id = room.pk
+        room.delete()
+        transaction.on_commit(partial(_room_deleted, room_id=room_id, reply_ids=streaming))
+
+
+def _room_deleted(*, room_id: int, reply_ids: list[int]) -> None:
+    for reply_id in reply_ids:
+        _reply_stop_sync(reply_id=reply_id)
+    room_gone_sync(room_id=room_id, user_id=None)
+
+
+def room_gone_sync(*, room_id: int, user_id: int | None) -> None:
+    """Close the room's tabs with 4404: one user's (they left), or everyone's (deleted)."""
+    async_to_sync(get_channel_layer().group_send)(
+        room_group(room_id), {"type": "chat.room_gone", "user_id": user_id}
+    )
 
 
 async def reply_regenerate(*, room: Room) -> Message:
@@ -161,7 +304,8 @@ class NothingToRegenerate(Exception):
 
 def _reply_reset(*, room: Room) -> Message:
     replies.reply_recover_stale(room=room)
-    last = room.messages.last()
+    # Questions waiting come first; a newer message (queued too) keeps this one put.
+    last = room.messages.exclude(status=Message.Status.QUEUED).last()
     if last is None or last.role != Message.Role.ASSISTANT:
         raise NothingToRegenerate
     if last.is_streaming:

@@ -5,12 +5,13 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, replies, selectors, services, usage
+from chat import export, queue, rag, replies, selectors, services, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -47,6 +48,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
+    services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
     return render(
         request,
         "chat/room_detail.html",
@@ -54,6 +56,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "room": room,
             "page": page or selectors.room_messages_page(room=room),
             "found": found if page else None,
+            "queue": queue.queue_waiting(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
         },
@@ -147,6 +150,28 @@ def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpR
     return _members(request, room, MemberForm())
 
 
+@require_POST
+def room_leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    room = _room_or_404(request, pk)
+    # The owner deletes their room instead; to them this page does not exist.
+    if room.owner_id == request.user.pk:
+        raise Http404
+    services.room_leave(room=room, user=request.user)
+    return _go_to_list(request)
+
+
+@require_http_methods(["GET", "POST"])
+def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm; POST deletes. Only the owner; to others it is a 404."""
+    room = _room_or_404(request, pk)
+    if room.owner_id != request.user.pk:
+        raise Http404
+    if request.method == "GET":
+        return render(request, "chat/room_delete.html", {"room": room})
+    services.room_delete(room=room)
+    return _go_to_list(request)
+
+
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
@@ -202,6 +227,12 @@ def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResp
     if request.htmx:
         return render(request, "chat/room_form.html#members", context)
     return redirect("chat:room_edit", pk=room.pk)
+
+
+def _go_to_list(request: HtmxHttpRequest) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("chat:room_list"))
+    return redirect("chat:room_list")
 
 
 def _go_to(request: HtmxHttpRequest, room: Room) -> HttpResponse:

@@ -272,3 +272,11 @@ if DATABASES["default"]["ENGINE"] == "pyhub.db.backends.sqlite3":
     # can then deadlock with another process's and fail at once ("database is
     # locked"); taking the lock at BEGIN makes two processes wait their turn.
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
+# Shared rooms: presence, typing, the AI's queue.
+# At most this many questions wait for the AI per room; more are refused, unsaved.
+CHAT_QUEUE_LIMIT = env.int("CHAT_QUEUE_LIMIT", default=5)
+# A socket not heard from for this long (seconds) is no longer shown as present:
+# each process refreshes its sockets every quarter of it, so a crashed one's expire.
+CHAT_PRESENCE_TIMEOUT = env.float("CHAT_PRESENCE_TIMEOUT", default=8.0)
+# Typing notices: at most one per user per interval (seconds) reaches the room.
+CHAT_TYPING_INTERVAL = env.float("CHAT_TYPING_INTERVAL", default=2.0)

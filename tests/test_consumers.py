@@ -137,19 +137,24 @@ async def test_bad_input_gets_an_error_for_that_sender_only(room, connect, model
     assert any(m.text == "Still here" for f in frames for m in messages_in(f))
 
 
-async def test_a_message_while_the_room_is_replying_is_refused(room, connect, model):
-    model.queue(Reply("slow " * 30, tokens_per_second=60))
+async def test_a_message_while_the_room_is_replying_waits_its_turn(room, connect, model):
+    model.queue(Reply("slow " * 30, tokens_per_second=60), Reply("Second answer."))
     tab1 = await connect(f"/ws/chat/{room.pk}/")
     tab2 = await connect(f"/ws/chat/{room.pk}/")
     await tab1.send_to(text_data=send("first"))
     await receive_until(tab2, lambda f: any(m.role == "assistant" for m in messages_in(f)))
 
     await tab2.send_to(text_data=send("second"))
-    refusal = await receive_until(tab2, lambda f: 'id="composer"' in f)
-    assert "Wait for the current reply to finish" in refusal[-1]
-    assert "second" in refusal[-1], "the refused text stays in the composer"
-    await receive_until(tab1, reply_finished)
-    assert [r[2] for r in await rows(room) if r[0] == "user"] == ["first"]
+    queued = await receive_until(tab2, lambda f: 'id="queue"' in f and "second" in f)
+    assert "Queued · 1" in queued[-1]
+    await receive_until(
+        tab1,
+        lambda f: any(
+            m.text == "Second answer." and m.status == "complete" for m in messages_in(f)
+        ),
+    )
+    await replies_finished()
+    assert [r[2] for r in await rows(room)] == ["first", "slow " * 30, "second", "Second answer."]
 
 
 async def test_catch_up_sends_what_the_page_missed(room, connect, message_factory):
@@ -382,3 +387,68 @@ async def test_without_a_model_a_bang_question_still_shows_keyword_sources(
     assert document.number in final.html
     assert (await Message.objects.aget(room=room, role="assistant")).sources == [document.source]
     assert model.embedding_requests == []
+
+
+async def test_a_member_who_leaves_has_their_tabs_closed_and_their_questions_cancelled(
+    room, connect, user_factory, model
+):
+    model.queue(Reply("slow " * 40, tokens_per_second=40))
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await alice_tab.send_to(text_data=send("first"))
+    await receive_until(bob_tab, lambda f: any(m.role == "assistant" for m in messages_in(f)))
+    await bob_tab.send_to(text_data=send("bob's question"))
+    await receive_until(alice_tab, lambda f: 'id="queue"' in f and "bob&#x27;s question" in f)
+
+    await sync_to_async(services.room_leave)(room=room, user=bob)
+    while (output := await bob_tab.receive_output(timeout=5))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4404
+    emptied = await receive_until(alice_tab, lambda f: 'id="queue"' in f and "bob" not in f)
+    assert "Queued" not in emptied[-1]
+    # Alice's reply goes on.
+    await receive_until(alice_tab, reply_finished)
+    assert not await Message.objects.filter(room=room, status="queued").aexists()
+
+
+async def test_deleting_a_room_stops_its_reply_and_closes_every_tab(
+    room, connect, user_factory, model
+):
+    model.queue(Reply(chunks=tuple(f"w{i} " for i in range(400)), tokens_per_second=40))
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await alice_tab.send_to(text_data=send("go on"))
+    await receive_until(bob_tab, lambda f: any(m.role == "assistant" for m in messages_in(f)))
+    room_id = room.pk
+
+    await sync_to_async(services.room_delete)(room=room)
+    for tab in (alice_tab, bob_tab):
+        while (output := await tab.receive_output(timeout=5))["type"] != "websocket.close":
+            pass
+        assert output["code"] == 4404
+    await replies_finished(within=5)
+    assert len(model.requests) == 1
+    assert not await Message.objects.filter(room_id=room_id).aexists()
+    cookie = await sync_to_async(session_cookie)(bob)
+    assert await refused_with(f"/ws/chat/{room_id}/", [ORIGIN, cookie]) == 4404
+
+
+async def test_leaving_stops_the_reply_to_the_leavers_question(room, connect, user_factory, model):
+    model.queue(Reply(chunks=tuple(f"w{i} " for i in range(400)), tokens_per_second=40))
+    bob = await sync_to_async(user_factory)("bob")
+    await room.members.aadd(bob)
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await bob_tab.send_to(text_data=send("bob asks"))
+    # Under way (its Stop listener is up once text flows).
+    await receive_until(
+        alice_tab, lambda f: any(m.role == "assistant" and m.text for m in messages_in(f))
+    )
+
+    await sync_to_async(services.room_leave)(room=room, user=bob)
+    final = await receive_until(alice_tab, reply_finished)
+    assert [m.status for m in messages_in(final[-1]) if m.role == "assistant"] == ["stopped"]

@@ -110,6 +110,13 @@ async def test_without_a_system_prompt_the_documents_make_one(documents):
     assert sources
 
 
+async def test_in_a_shared_room_the_mark_follows_the_author_line(documents):
+    turns = [{"role": "user", "content": '[author: "bob"]\n!퇴직금'}]
+    grounded, sources = await rag.turns_ground(turns=turns)
+    assert grounded[1] == {"role": "user", "content": '[author: "bob"]\n퇴직금'}
+    assert sources
+
+
 async def test_other_questions_are_sent_as_they_are(documents, model):
     turns = [{"role": "user", "content": "!퇴직금"}, {"role": "user", "content": "Hello!"}]
     grounded, sources = await rag.turns_ground(turns=turns)

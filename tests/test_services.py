@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chat import replies, services
 from chat.broadcast import room_group
-from chat.models import Message
+from chat.models import Message, Room
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in
@@ -77,19 +77,21 @@ def test_recovery_marks_only_stale_streaming_replies_interrupted(room_factory, s
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_second_turn_while_replying_saves_nothing(room_factory, model):
+async def test_a_second_turn_while_replying_is_queued_and_answered_next(room_factory, model):
     room = await sync_to_async(room_factory)()
-    model.queue(Reply("one two three four five six", tokens_per_second=20))
+    model.queue(Reply("one two three four five six", tokens_per_second=20), Reply("Next."))
     await services.message_send(room=room, author=room.owner, content="first")
-    with pytest.raises(services.RoomBusy):
-        await services.message_send(room=room, author=room.owner, content="second")
-    assert await Message.objects.filter(room=room).acount() == 2
+    second = await services.message_send(room=room, author=room.owner, content="second")
+    assert second.status == "queued"
+    await replies_finished()
     await replies_finished()
     assert [
         m async for m in Message.objects.filter(room=room).values_list("content", "status")
     ] == [
         ("first", "complete"),
         ("one two three four five six", "complete"),
+        ("second", "complete"),
+        ("Next.", "complete"),
     ]
 
 
@@ -219,3 +221,12 @@ async def test_sending_too_fast_is_refused_and_saves_nothing(room_factory, model
         await services.message_send(room=room, author=room.owner, content="second")
     assert 0 < limited.value.retry_after <= settings.CHAT_RATE_WINDOW
     assert await Message.objects.filter(room=room).acount() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_a_deleted_room_read_is_harmless(room_factory, user):
+    room = room_factory()
+    room_id = room.pk
+    services.room_delete(room=room)
+    services.room_read_mark(room_id=room_id, user_id=user.pk)
+    assert not Room.objects.filter(pk=room_id).exists()

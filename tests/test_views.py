@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -447,3 +449,65 @@ def test_an_unknown_model_is_an_inline_error_and_nothing_is_saved(client):
     assert "The model server has no model called “gpt-17”." in html
     assert "Ensure this value is less than or equal to 2.0." in html
     assert Room.objects.count() == 0
+
+
+def test_a_member_leaves_a_room_and_it_leaves_their_list(room_factory, bob, as_bob):
+    room = room_factory(name="Book club")
+    room.members.add(bob)
+    response = as_bob.post(reverse("chat:room_leave", args=[room.pk]))
+    assert (response.status_code, response["Location"]) == (302, "/chat/")
+    assert not room.members.filter(pk=bob.pk).exists()
+    assert "Book club" not in as_bob.get("/chat/").content.decode()
+    assert as_bob.get(room.get_absolute_url()).status_code == 404
+
+
+def test_leaving_over_htmx_redirects_the_client(room_factory, bob, as_bob):
+    room = room_factory()
+    room.members.add(bob)
+    response = as_bob.post(reverse("chat:room_leave", args=[room.pk]), **HTMX)
+    assert response["HX-Redirect"] == "/chat/"
+
+
+def test_the_owner_cannot_leave_and_others_cannot_delete(client, room_factory, bob, as_bob):
+    room = room_factory()
+    room.members.add(bob)
+    message = Message.objects.create(room=room, role="user", content="kept")
+    assert client.post(reverse("chat:room_leave", args=[room.pk])).status_code == 404
+    assert as_bob.post(reverse("chat:room_delete", args=[room.pk])).status_code == 404
+    assert as_bob.get(reverse("chat:room_delete", args=[room.pk])).status_code == 404
+    stranger = Client()
+    stranger.force_login(get_user_model().objects.create_user("eve", password=PASSWORD))
+    assert stranger.post(reverse("chat:room_leave", args=[room.pk])).status_code == 404
+    assert stranger.post(reverse("chat:room_delete", args=[room.pk])).status_code == 404
+    assert Room.objects.filter(pk=room.pk).exists() and room.members.filter(pk=bob.pk).exists()
+    assert Message.objects.filter(pk=message.pk).exists()
+
+
+def test_the_owner_confirms_then_deletes(client, room_factory):
+    room = room_factory(name="Old project")
+    Message.objects.create(room=room, role="user", content="bye")
+    confirm = client.get(reverse("chat:room_delete", args=[room.pk])).content.decode()
+    assert "Delete “Old project” and all its messages?" in confirm
+    assert Room.objects.filter(pk=room.pk).exists(), "asking deletes nothing"
+    response = client.post(reverse("chat:room_delete", args=[room.pk]))
+    assert (response.status_code, response["Location"]) == (302, "/chat/")
+    assert not Room.objects.filter(pk=room.pk).exists() and not Message.objects.exists()
+
+
+def test_the_edit_form_sets_who_the_ai_answers(client, room_factory):
+    room = room_factory()
+    response = client.post(
+        reverse("chat:room_edit", args=[room.pk]),
+        {"name": room.name, "system_prompt": "", "ai_answers": "mentioned"},
+    )
+    assert response.status_code == 302
+    room.refresh_from_db()
+    assert room.ai_answers == "mentioned"
+    page = client.get(reverse("chat:room_edit", args=[room.pk])).content.decode()
+    assert re.search(r'<input type="radio" name="ai_answers" value="mentioned"[^>]* checked>', page)
+    bad = client.post(
+        reverse("chat:room_edit", args=[room.pk]),
+        {"name": room.name, "system_prompt": "", "ai_answers": "sometimes"},
+        **HTMX,
+    )
+    assert "Select a valid choice" in bad.content.decode()

@@ -83,3 +83,11 @@ async def receive_until(
 
 def reply_finished(frame: str) -> bool:
     return any(m.role == "assistant" and m.status != "streaming" for m in messages_in(frame))
+
+
+def presence_in(frame: str) -> list[str] | None:
+    """The names a presence fragment lists, or None if the frame is not one."""
+    if 'id="presence"' not in frame:
+        return None
+    parts = frame.split('class="presence__name">')[1:]
+    return [text_of(part.split("</span>")[0]) for part in parts]

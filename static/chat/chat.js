@@ -26,10 +26,9 @@
     label.textContent = label.dataset[state] || state;
   }
 
+  // People may send while a reply streams: their message waits its turn (chat/queue.py).
   function updateBusy() {
     const busy = !!document.querySelector('#messages [data-status="streaming"]');
-    const button = document.querySelector("#composer button[type=submit]");
-    if (button) button.disabled = busy;
     const list = messages();
     if (list) list.setAttribute("aria-busy", String(busy));
   }

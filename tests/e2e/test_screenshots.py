@@ -123,3 +123,41 @@ def test_room_edit_with_members(
         members.get_by_role("button", name="Share").click()
         expect(members.locator(".members__name", has_text=name)).to_be_visible()
     save("room-edit-members.png", page.screenshot(full_page=True))
+
+
+def test_shared_room_with_two_people_and_a_queued_question(
+    new_context: Callable[..., BrowserContext],
+    new_room: Callable[..., str],
+    page: Page,
+    browser: Browser,
+    app_server: DaphneServer,
+    model: FakeOpenAI,
+):
+    minji = sign_up(browser, app_server, "minji")
+    path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
+    page.get_by_role("link", name="Edit and share").click()
+    page.locator("#members").get_by_label("Username").fill("minji")
+    page.locator("#members").get_by_role("button", name="Share").click()
+    expect(page.locator("#members .members__name")).to_have_text(["minji"])
+    narrow = {"viewport": {"width": 550, "height": 750}}
+    tabs = [new_context(**narrow).new_page(), new_context(storage_state=minji, **narrow).new_page()]
+    for tab in tabs:
+        tab.goto(path)
+    for tab in tabs:
+        expect(tab.locator("#presence .presence__name")).to_have_count(2)
+    model.queue(Reply("Happy to help, both of you. What would you like to know?"))
+    send(tabs[0], "Hi! Minji and I are doing our year-end settlement together.")
+    finished(tabs[0])
+    model.queue(Reply(TAX_REPLY, tokens_per_second=12), Reply("The threshold is 25%."))
+    send(tabs[0], "What do I need to prepare?")
+    expect(tabs[1].locator("#messages")).to_contain_text("withholding receipt")
+    send(tabs[1], "And is there a minimum for the card deduction?")
+    for tab in tabs:
+        expect(tab.locator("#queue .queue__item")).to_contain_text("Queued · 1")
+    tabs[0].get_by_label("Message", exact=True).press_sequentially("Thanks")
+    expect(tabs[1].locator("#typing")).to_contain_text("alice is typing…")
+    shots = [image.imread(io.BytesIO(tab.screenshot()), format="png") for tab in tabs]
+    gap = np.ones((shots[0].shape[0], 8, shots[0].shape[2]), dtype=shots[0].dtype)
+    buffer = io.BytesIO()
+    image.imsave(buffer, np.hstack([shots[0], gap * 0.5, shots[1]]), format="png")
+    save("shared-room-queue.png", buffer.getvalue())
