@@ -2,11 +2,16 @@
 
 import asyncio
 import json
+import re
 import time
 
 from aiohttp import web
 
 from tests.fakeopenai import FakeOpenAI, _last_user_content
+
+# In a shared room the model sees each question after its author's name
+# (chat.selectors.turn_author_split; this process runs without Django).
+_AUTHOR_LINE = re.compile(r'\A\[author: "(?:[^"\\\n]|\\.)*"\]\n')
 
 
 def reply_chunks(tokens: int) -> tuple[str, ...]:
@@ -44,7 +49,8 @@ class RecordingModel(FakeOpenAI):
         self.sent: dict[str, list[float]] = {}
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        times = self.sent.setdefault(_last_user_content(await request.json()), [])
+        question = _AUTHOR_LINE.sub("", _last_user_content(await request.json()))
+        times = self.sent.setdefault(question, [])
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(_chunk({"role": "assistant", "content": ""}))

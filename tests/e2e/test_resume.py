@@ -134,11 +134,11 @@ def test_the_stop_button_stays_the_same_element_while_the_reply_grows(
     model.queue(Reply(words(200), tokens_per_second=40))
     send(page, "Talk for a while")
     expect(last_reply(page)).to_contain_text("word5")
-    page.evaluate("window.stopButton = document.querySelector('#messages button[type=submit]')")
+    stop = "document.querySelector('#messages article:last-of-type form.message__action button')"
+    page.evaluate(f"window.stopButton = {stop}")
     expect(last_reply(page)).to_contain_text("word40")
     # Dozens of versions later, the reply's Stop is the element it was.
     assert page.evaluate("window.stopButton.isConnected && window.stopButton.textContent.trim()")
-    now = "document.querySelector('#messages .message--assistant:last-of-type button')"
-    assert page.evaluate(f"window.stopButton === {now}")
+    assert page.evaluate(f"window.stopButton === {stop}")
     page.get_by_role("button", name="Stop").click()
     expect(last_reply(page)).to_have_attribute("data-status", "stopped")
