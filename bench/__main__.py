@@ -2,7 +2,7 @@
 
 uv run python -m bench                  # every scenario: ours, and naive on S1 and S2
 uv run python -m bench --only S1,S4     # some scenarios (S6 is the whole sweep)
-uv run python -m bench --profile        # also py-spy the first daphne in each stream run
+uv run python -m bench --profile S2     # also py-spy the first daphne in these scenarios
 uv run python -m bench --docs           # write docs/benchmark-results.json and -latency.png
 """
 
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", default="S1,S2,S3,stalled,S6,S7,S4,S5", help="comma-separated scenarios"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the first daphne")
+    parser.add_argument(
+        "--profile", default="", help="comma-separated scenarios to py-spy the first daphne in"
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--docs", action="store_true", help="write docs/benchmark-*")
     args = parser.parse_args(argv)
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for name, variant in runs:
             profile = None
-            if args.profile:
+            if name in args.profile.split(","):
                 profile = out.with_name(f"{out.stem}-{name}-{variant.design}.pyspy")
                 profile.parent.mkdir(parents=True, exist_ok=True)
             run = run_stream(

@@ -60,7 +60,55 @@ def hottest(raw: Path, *, count: int = 12) -> dict[str, Any]:
         # Thread and task entry points are on nearly every stack and say nothing.
         return [row for row in rows if row[1] < 95][:count]
 
-    return {"samples": busy, "self": share(own), "total": share(total)}
+    return {
+        "samples": busy,
+        "components": components(raw),
+        "self": share(own),
+        "total": share(total),
+    }
+
+
+# Where a sample's time went, by the first of these found anywhere on its stack.
+COMPONENTS = (
+    (
+        "rendering (templates, Markdown)",
+        (
+            "django/template/",
+            "chat/rendering.py",
+            "chat/markdown.py",
+            "markdown_it/",
+            "nh3",
+            "pygments/",
+        ),
+    ),
+    ("model stream (openai SDK, httpx)", ("openai/", "httpx/", "httpcore/")),
+    ("channel layer (channels-redis, redis-py)", ("channels_redis/", "redis/", "msgpack")),
+    (
+        "websocket writes (autobahn, Twisted)",
+        ("autobahn/", "twisted/internet/tcp", "twisted/internet/abstract"),
+    ),
+    ("database (Django ORM, SQLite)", ("django/db/",)),
+    ("imports at run time", ("importlib._bootstrap",)),
+    ("consumers and dispatch (Channels, chat)", ("channels/", "chat/")),
+)
+
+
+def components(raw: Path) -> list[list[Any]]:
+    """Each sample's stack put under the first COMPONENTS entry it touches; waiting
+    in epoll is idle. Shares of all samples, largest first."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if stack.rsplit(";", 1)[-1].startswith("EpollSelector.select"):
+            counts["idle (waiting in epoll)"] += int(samples)
+            continue
+        name = next(
+            (label for label, marks in COMPONENTS if any(m in stack for m in marks)),
+            "the event loop, asyncio and the rest",
+        )
+        counts[name] += int(samples)
+    total = sum(counts.values())
+    return [[name, round(100 * n / total, 1)] for name, n in counts.most_common()]
 
 
 def _name(frame: str) -> str:
