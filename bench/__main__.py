@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, variant in runs:
             profile = None
             if name in args.profile.split(","):
-                profile = out.with_name(f"{out.stem}-{name}-{variant.design}.pyspy")
+                # Raw samples stay out of the repository; the run's JSON keeps the summary.
+                profile = ROOT / f"bench/results/{stamp}-{name}-{variant.design}.pyspy"
                 profile.parent.mkdir(parents=True, exist_ok=True)
             run = run_stream(
                 database,

@@ -105,9 +105,12 @@ def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[s
     reply = "".join(reply_chunks(load.tokens))
     # Every user is a member of every room; spreading tabs over them keeps each
     # user under CHAT_MAX_CONNECTIONS_PER_USER, as a room full of people would.
+    # Rooms take turns over the servers, so on several processes each one
+    # writes some of the replies (a reply is written where its question arrives).
     tabs = [
         {
-            "url": st.servers[tab % load.servers].ws_url + PATHS[design].format(room=room),
+            "url": st.servers[(index + tab) % load.servers].ws_url
+            + PATHS[design].format(room=room),
             "room": room,
             "sender": tab == 0,
             "session": st.sessions[(index * load.tabs_per_room + tab) % len(st.sessions)],
