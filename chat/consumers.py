@@ -5,13 +5,14 @@ A frame with an "action" is a control frame:
 - "sync" (with "after", a message id) asks for what the page has not seen;
   static/chat/chat.js sends it whenever the socket opens;
 - "stop" (with "message", a reply's id) ends a streaming reply for everyone;
-- "regenerate" answers the last message again (also the retry after an error).
+- "regenerate" answers the last message again (also the retry after an error);
+- "continue" (with "message", a reply's id) carries an interrupted or stopped
+  reply on from where it ended.
 """
 
 import json
 import logging
 import math
-from collections import Counter
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -21,7 +22,7 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import rendering, replies, selectors, services
+from chat import connections, lifecycle, rendering, selectors, services, shutdown
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -29,49 +30,55 @@ from chat.models import Room
 logger = logging.getLogger(__name__)
 
 # Close codes in the 4000-4999 range the protocol leaves to applications.
-# Refusals happen before accept, so nothing of the room is ever sent.
+# Refusals happen before accept, so nothing of the room is ever sent; but one
+# the page must tell apart (signed out) is accepted first, or the browser sees
+# only a bare 1006.
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_REMOVED = 4403
 # An unknown room and someone else's room look the same.
 CLOSE_ROOM_NOT_FOUND = 4404
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
-# Open sockets per user in this process.
-_connections: Counter[int] = Counter()
-
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room: Room | None = None
+    counted = False
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
+            # The session expired or its user logged out: the page says so.
+            await self.accept()
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"], user=user)
         if room is None:
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
-        if _connections[user.pk] >= settings.CHAT_MAX_CONNECTIONS_PER_USER:
+        if shutdown.draining():
+            await self.accept()
+            await self.close(code=shutdown.CLOSE_RESTARTING)
+            return
+        await lifecycle.process_start()
+        if not await connections.connection_open(user_id=user.pk):
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
+        self.counted = True
         self.room = room
         self.language = _language(self.scope)
-        _connections[user.pk] += 1
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
-        replies.reply_watchdog_start()
+        shutdown.socket_opened(self)
 
     async def disconnect(self, code: int) -> None:
-        if self.room is None:
-            return
-        user_id = self.scope["user"].pk
-        _connections[user_id] -= 1
-        if _connections[user_id] <= 0:
-            del _connections[user_id]
-        await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        shutdown.socket_closed(self)
+        if self.counted:
+            self.counted = False
+            await connections.connection_close(user_id=self.scope["user"].pk)
+        if self.room is not None:
+            await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -93,6 +100,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._stop(frame.get("message"))
         elif frame.get("action") == "regenerate":
             await self._regenerate()
+        elif frame.get("action") == "continue":
+            await self._continue(frame.get("message"))
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -137,6 +146,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             error = _("Wait for the current reply to finish, then send again.")
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
+        except services.ServerRestarting:
+            error = _("The server is restarting; send again in a moment.")
+            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            return
         await self.send(text_data=rendering.composer(room=self.room))
 
     async def _stop(self, message_id: object) -> None:
@@ -153,6 +166,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("Wait for the current reply to finish, then try again."))
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
+        except services.ServerRestarting:
+            await self._refuse(_("The server is restarting; try again in a moment."))
+
+    async def _continue(self, message_id: object) -> None:
+        message_id = _as_id(message_id)
+        try:
+            if message_id is None:
+                raise services.NothingToContinue
+            await services.reply_continue(room=self.room, message_id=message_id)
+        except services.NothingToContinue:
+            await self._refuse(
+                _("Only the room's last reply can be continued, once interrupted or stopped.")
+            )
+        except services.RoomBusy:
+            await self._refuse(_("Wait for the current reply to finish, then try again."))
+        except services.ServerRestarting:
+            await self._refuse(_("The server is restarting; try again in a moment."))
 
     async def _catch_up(self, after: object) -> None:
         after = _as_id(after, allow_zero=True)

@@ -68,6 +68,9 @@ class Message(TimestampedModel):
     seq = models.PositiveIntegerField(default=0)
     # Documents a reply was grounded on, shown under it: [{"title", "number", "url"}].
     sources = models.JSONField(default=list, blank=True)
+    # The server process writing a streaming reply (chat.leases.PROCESS_ID): when
+    # its lease lapses, any live process marks the reply interrupted.
+    owner = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         ordering = ["pk"]
@@ -86,6 +89,16 @@ class Message(TimestampedModel):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+class ProcessLease(models.Model):
+    """A server process's heartbeat, for deployments without Redis (chat.leases)."""
+
+    process = models.CharField(max_length=100, primary_key=True)
+    renewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.process
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

@@ -14,7 +14,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat import ratelimit, rendering, replies
+from chat import leases, ratelimit, rendering, replies, shutdown
 from chat.broadcast import (
     message_broadcast_on_commit,
     reply_group,
@@ -26,6 +26,10 @@ from chat.models import Message, Room
 
 class RoomBusy(Exception):
     """The room is still answering its previous message."""
+
+
+class ServerRestarting(Exception):
+    """This process is shutting down: it starts no reply, and saves nothing new."""
 
 
 class RateLimited(Exception):
@@ -86,8 +90,11 @@ async def message_send(*, room: Room, author: AbstractBaseUser, content: str) ->
     """Save a user's message and start the room's reply to it.
 
     Raises RateLimited when the author sends too fast, and RoomBusy while the
-    room's previous reply streams; either way nothing is saved.
+    room's previous reply streams, ServerRestarting while the process drains;
+    in every case nothing is saved.
     """
+    if shutdown.draining():
+        raise ServerRestarting
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
     user_message, reply = await database_sync_to_async(_turn_create)(
@@ -107,7 +114,10 @@ def _turn_create(*, room: Room, author: AbstractBaseUser, content: str) -> tuple
             # The placeholder claims the room: a second one fails the
             # one_streaming_reply_per_room constraint, in any process.
             reply = Message.objects.create(
-                room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                room=room,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                owner=leases.PROCESS_ID,
             )
             message_broadcast_on_commit(user_message, reply)
     except IntegrityError as exc:
@@ -119,8 +129,10 @@ async def reply_regenerate(*, room: Room) -> Message:
     """Answer the last message again, replacing the room's last reply (also a retry after an error).
 
     Raises RoomBusy while a reply streams, NothingToRegenerate when the room's
-    last message is not a finished reply.
+    last message is not a finished reply, ServerRestarting while the process drains.
     """
+    if shutdown.draining():
+        raise ServerRestarting
     reply = await database_sync_to_async(_reply_reset)(room=room)
     replies.reply_start(room=room, reply=reply)
     return reply
@@ -148,6 +160,7 @@ def _reply_reset(*, room: Room) -> Message:
                 .filter(~Exists(newer))
                 .update(
                     status=Message.Status.STREAMING,
+                    owner=leases.PROCESS_ID,
                     content="",
                     error="",
                     sources=[],
@@ -162,6 +175,55 @@ def _reply_reset(*, room: Room) -> Message:
     except IntegrityError as exc:
         raise RoomBusy from exc
     return last
+
+
+class NothingToContinue(Exception):
+    """That message is not the room's last reply, or it was not interrupted or stopped."""
+
+
+async def reply_continue(*, room: Room, message_id: int) -> Message:
+    """Carry an interrupted or stopped reply, the room's last message, on from its text.
+
+    Raises NothingToContinue for any other message (or one of another room),
+    RoomBusy while a reply streams, ServerRestarting while the process drains.
+    """
+    if shutdown.draining():
+        raise ServerRestarting
+    reply = await database_sync_to_async(_reply_resume)(room=room, message_id=message_id)
+    replies.reply_start(room=room, reply=reply, continuing=True)
+    return reply
+
+
+def _reply_resume(*, room: Room, message_id: int) -> Message:
+    replies.reply_recover_stale(room=room)
+    newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
+    try:
+        with transaction.atomic():
+            # Only while it is still interrupted or stopped and still last: another
+            # tab may have continued it or sent a message meanwhile.
+            resumed = (
+                Message.objects.filter(
+                    pk=message_id,
+                    room=room,
+                    role=Message.Role.ASSISTANT,
+                    status__in=[Message.Status.INTERRUPTED, Message.Status.STOPPED],
+                )
+                .filter(~Exists(newer))
+                .update(
+                    status=Message.Status.STREAMING,
+                    owner=leases.PROCESS_ID,
+                    error="",
+                    seq=F("seq") + 1,
+                    updated_at=timezone.now(),
+                )
+            )
+            if not resumed:
+                raise NothingToContinue
+            reply = Message.objects.get(pk=message_id)
+            message_broadcast_on_commit(reply)
+    except IntegrityError as exc:
+        raise RoomBusy from exc
+    return reply
 
 
 async def reply_stop(*, room: Room, message_id: int) -> bool:
