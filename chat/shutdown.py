@@ -19,8 +19,10 @@ _sockets: "weakref.WeakSet[_Socket]" = weakref.WeakSet()
 _draining = False
 _grace_over: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
-# "Service restart": the page's websocket extension reconnects on it, to a live process.
-CLOSE_RESTARTING = 1012
+# A clean close, which static/chat/chat.js reconnects on, to a live process.
+# (1012, "service restart", would say more, but daphne's websocket library sends
+# only 1000 or 3000-4999.)
+CLOSE_RESTARTING = 1000
 
 
 def draining() -> bool:
