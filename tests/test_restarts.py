@@ -265,3 +265,129 @@ async def test_kill_9_under_load(stack_of, model_server, capsys):
             f"{max(interrupted_after):.2f} s; survivor update gap p99 "
             f"{p99(gaps_before) * 1000:.0f} ms before, {p99(gaps_after) * 1000:.0f} ms after"
         )
+
+
+class Tab:
+    """A room page as static/chat/chat.js keeps it: the newest version of each
+    message, and when its socket closes, a reconnect to a live process and a sync."""
+
+    def __init__(self, session: aiohttp.ClientSession, stack: Stack, room_id: int) -> None:
+        self.session, self.stack, self.room_id = session, stack, room_id
+        self.shown: dict[int, Shown] = {}
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self, server: DaphneServer) -> "Tab":
+        await self._connect(server)
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    def close(self) -> None:
+        self.task.cancel()
+
+    def sync_point(self) -> int:
+        streaming = [pk for pk, m in self.shown.items() if m.status == "streaming"]
+        if streaming:
+            return min(streaming) - 1
+        return max(self.shown, default=0)
+
+    async def _connect(self, server: DaphneServer) -> None:
+        self.ws = await open_socket(self.session, server, self.room_id)
+        await self.ws.send_str(action("sync", after=self.sync_point()))
+
+    async def _run(self) -> None:
+        while True:
+            async for message in self.ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    for shown in messages_in(message.data):
+                        current = self.shown.get(shown.pk)
+                        if current is None or shown.seq > current.seq:
+                            self.shown[shown.pk] = shown
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            for server in self.stack.servers:
+                if server.process.poll() is None:
+                    try:
+                        await self._connect(server)
+                        return
+                    except aiohttp.ClientError:
+                        continue
+
+    def replies(self) -> dict[int, tuple[str, str]]:
+        return {pk: (m.status, m.text) for pk, m in self.shown.items() if m.role == "assistant"}
+
+
+def replies_by_room(stack: Stack) -> dict[int, dict[int, tuple[str, str]]]:
+    rooms: dict[int, dict[int, tuple[str, str]]] = {}
+    for room_id, pk, status, content in stack.rows(
+        "select room_id, id, status, content from chat_message where role = 'assistant'"
+    ):
+        rooms.setdefault(room_id, {})[pk] = (status, content.strip())
+    return rooms
+
+
+async def settled(stack: Stack, tabs: list[Tab], done=lambda rows: True, within: float = 30):
+    """Wait until no reply streams, `done(rows)`, and every tab shows each reply as
+    the database holds it."""
+    deadline = time.monotonic() + within
+    while True:
+        rows = replies_by_room(stack)
+        streaming = any(s == "streaming" for room in rows.values() for s, _ in room.values())
+        wrong = [(tab.room_id, tab.replies()) for tab in tabs if tab.replies() != rows[tab.room_id]]
+        if not streaming and done(rows) and not wrong:
+            return rows
+        assert time.monotonic() < deadline, f"not settled: {rows=} {wrong=}"
+        await asyncio.sleep(0.2)
+
+
+async def test_rolling_restart_under_load(stack_of, model_server):
+    grace = 1.0
+    # Rooms 0-2 are answered by the first process, 3-5 by the second; room 1's
+    # reply ends within the grace period, the others would not.
+    lengths = [200, 10, 200, 400, 400, 400]
+    with stack_of(CHAT_SHUTDOWN_GRACE=str(grace)) as stack:
+        first, second = stack.servers
+        async with browser_session() as session:
+            rooms = [await create_room(session, first, f"Rolling {i}") for i in range(6)]
+            # Two tabs per room, one on each process, as a load balancer spreads them.
+            tabs = {
+                r: [await Tab(session, stack, r).open(server) for server in (first, second)]
+                for r in rooms
+            }
+            for i, (r, count) in enumerate(zip(rooms, lengths, strict=True)):
+                model_server.queue(words_reply(count, 40))
+                sender = tabs[r][0 if i < 3 else 1]
+                await sender.ws.send_str(send("Talk"))
+                await asyncio.to_thread(model_server.wait_for_requests, i + 1)
+
+            await stop_with(first, signal.SIGTERM)
+            first.start()
+            # Ctrl-C in `make run` is SIGINT, handled the same way.
+            await stop_with(second, signal.SIGINT)
+            second.start()
+
+            all_tabs = [tab for pair in tabs.values() for tab in pair]
+            rows = await settled(stack, all_tabs)
+            outcomes = []
+            for r, count in zip(rooms, lengths, strict=True):
+                ((pk, (status, text)),) = rows[r].items()
+                outcomes.append(status)
+                assert status in ("complete", "interrupted"), status
+                if status == "complete":
+                    assert text == full_text(count)
+                else:
+                    assert full_text(count).startswith(text) and len(text.split()) < count
+            assert outcomes[1] == "complete", "a reply ending within the grace period completes"
+            assert outcomes[0] == outcomes[2] == "interrupted"
+
+            # Continue after a SIGTERM, on the other process.
+            model_server.queue(Reply("the end."))
+            (pk,) = rows[rooms[0]]
+            await tabs[rooms[0]][1].ws.send_str(action("continue", message=pk))
+            rows = await settled(stack, all_tabs, lambda rows: rows[rooms[0]][pk][0] == "complete")
+            assert rows[rooms[0]][pk][1].endswith("the end.")
+            for tab in all_tabs:
+                tab.close()
