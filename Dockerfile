@@ -15,4 +15,5 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && daphne -b 0.0.0.0 -p 8000 --ping-interval 10 --ping-timeout 10 config.asgi:application"]
+# exec: daphne is the process that gets SIGTERM, and drains (chat/lifecycle.py).
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b 0.0.0.0 -p 8000 --ping-interval 10 --ping-timeout 10 config.asgi:application"]

@@ -14,6 +14,7 @@ In tests, with no reactor running, the first socket's connect starts the process
 import asyncio
 import logging
 import signal
+import time
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # How long replies get to save their text once the grace period is over.
 SAVE_TIMEOUT = 5.0
+# Seconds within which a second stop signal is taken for a copy of the first.
+SAME_SIGNAL_WITHIN = 1.0
 
 
 async def process_start() -> None:
@@ -84,9 +87,17 @@ def install() -> None:
         task.add_done_callback(_tasks.discard)
 
     def before_shutdown() -> defer.Deferred:
-        # The reactor ignores signals once stopping: a second one ends the grace period.
+        # The reactor ignores signals once stopping: a second one ends the grace
+        # period. One within a second is the same one twice: `uv run` (so
+        # `make run`) passes on the Ctrl-C the terminal sent its child already.
+        stopping_since = time.monotonic()
+
+        def on_signal(*_: object) -> None:
+            if time.monotonic() - stopping_since > SAME_SIGNAL_WITHIN:
+                loop.call_soon_threadsafe(shutdown.grace_end)
+
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: loop.call_soon_threadsafe(shutdown.grace_end))
+            signal.signal(number, on_signal)
         return defer.Deferred.fromFuture(
             loop.create_task(drain(grace=settings.CHAT_SHUTDOWN_GRACE))
         )

@@ -37,7 +37,7 @@ def test_a_reply_cut_off_by_a_restart_shows_interrupted_then_continue_finishes_i
 
     # A deploy: SIGTERM, then a second one, which ends the grace period at once.
     app_server.process.send_signal(signal.SIGTERM)
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(1_500)
     app_server.process.send_signal(signal.SIGTERM)
     assert app_server.process.wait(timeout=15) == 0
     expect(state).to_have_attribute("data-state", "offline")
