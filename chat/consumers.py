@@ -71,6 +71,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
         shutdown.socket_opened(self)
+        if shutdown.draining():
+            # The drain began while this socket was opening, after it closed the others.
+            await self.close(code=shutdown.CLOSE_RESTARTING)
 
     async def disconnect(self, code: int) -> None:
         shutdown.socket_closed(self)

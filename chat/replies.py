@@ -40,11 +40,14 @@ def reply_recover_stale(*, room: Room | None = None) -> int:
     streaming = Message.objects.filter(status=Message.Status.STREAMING)
     if room is not None:
         streaming = streaming.filter(room=room)
-    owners = set(streaming.exclude(owner="").values_list("owner", flat=True))
+    rows = list(streaming.values_list("owner", "updated_at"))
+    owners = {owner for owner, _ in rows if owner}
     # Unknown (Redis unreachable): no owner is taken for dead.
     alive = leases.owners_alive(owners) if owners else set()
     dead = set() if alive is None else owners - alive
     cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
+    if not dead and not any(not owner and saved < cutoff for owner, saved in rows):
+        return 0
     return _recover(streaming.filter(Q(owner__in=dead) | Q(owner="", updated_at__lt=cutoff)))
 
 

@@ -67,7 +67,7 @@
   // log in again. Nothing retries, and the composer keeps its text.
   function showSignedOut() {
     setConnection("signedout");
-    const login = document.querySelector("#connection-state .connection__login");
+    const login = document.getElementById("signed-out-login");
     if (login) login.hidden = false;
     const button = document.querySelector("#composer button[type=submit]");
     if (button) button.disabled = true;

@@ -84,7 +84,7 @@ def test_a_session_that_ended_shows_the_signed_out_notice_and_keeps_the_text(
 
     expect(state).to_have_attribute("data-state", "signedout", timeout=15_000)
     expect(state).to_contain_text("You are signed out.")
-    login = state.get_by_role("link", name="Log in")
+    login = page.get_by_role("link", name="Log in")
     expect(login).to_be_visible()
     assert login.get_attribute("href") == f"/accounts/login/?next={urlsplit(page.url).path}"
     expect(page.get_by_label("Message", exact=True)).to_have_value("half a thought")
