@@ -183,8 +183,8 @@ CHAT_FRAME_MAX_LENGTH = env.int("CHAT_FRAME_MAX_LENGTH", default=64_000)
 CHAT_STREAM_INTERVAL = env.float("CHAT_STREAM_INTERVAL", default=0.04)
 # A streaming reply's partial text is saved at least this often (seconds).
 CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
-# A reply still marked streaming with no save for this long (seconds) lost its
-# process; it is marked interrupted when its room is next opened.
+# A reply with no owner recorded (chat.leases), still streaming with no save for
+# this long (seconds), lost its process and is marked interrupted.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
 
 # Restarts and crashes. Each server process holds a lease (in Redis, else in the

@@ -154,3 +154,13 @@ async def test_a_live_owners_reply_is_left_alone(room_factory, connect, redis_cl
     await asyncio.sleep(TTL * 3)
     await reply.arefresh_from_db()
     assert reply.status == "streaming"
+
+
+async def test_a_lease_that_cannot_be_renewed_is_logged_and_the_process_goes_on(settings, caplog):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    with caplog.at_level(logging.WARNING, logger="chat.leases"):
+        await leases.lease_start()
+        await asyncio.sleep(TTL)
+    assert "cannot renew the lease of process" in caplog.text
+    assert caplog.text.count("cannot renew") == 1, "said once per outage, not every renewal"
+    await leases.lease_release()

@@ -244,3 +244,20 @@ async def test_continue_refuses_what_cannot_be_continued(
     assert "Only the room&#x27;s last reply can be continued" in answer
     assert await other_tab.receive_nothing(timeout=0.3), "the notice is for that socket only"
     assert await snapshot() == before, "nothing changes"
+
+
+async def test_stop_for_another_rooms_reply_is_refused_and_changes_nothing(
+    room, room_factory, connect, model
+):
+    other_room = await sync_to_async(room_factory)(name="Other")
+    model.queue(Reply("slow " * 40, tokens_per_second=40), Reply("x"))
+    other_tab = await connect(f"/ws/chat/{other_room.pk}/")
+    await other_tab.send_to(text_data=send("question"))
+    reply = assistant(await receive_until(other_tab, lambda f: bool(assistant([f]))))[-1]
+
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=action("stop", message=reply.pk))
+    answer = await tab.receive_from()
+    assert "That reply is not being written any more." in answer
+    final = assistant(await receive_until(other_tab, reply_finished))[-1]
+    assert (final.pk, final.status) == (reply.pk, "complete")
