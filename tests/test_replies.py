@@ -187,7 +187,9 @@ async def test_continue_carries_a_stopped_reply_on_in_the_same_message(room, con
     model.queue(Reply("and the rest."))
     await tab2.send_to(text_data=action("continue", message=str(reply.pk)))
     for tab in (tab1, tab2):
-        updates = assistant(await receive_until(tab, lambda f: "the rest" in f))
+        updates = assistant(
+            await receive_until(tab, lambda f: "the rest" in f and reply_finished(f))
+        )
         assert {u.pk for u in updates} == {reply.pk}
         assert updates[-1].status == "complete"
         assert updates[-1].seq > stopped.seq
