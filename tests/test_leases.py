@@ -164,3 +164,24 @@ async def test_a_lease_that_cannot_be_renewed_is_logged_and_the_process_goes_on(
     assert "cannot renew the lease of process" in caplog.text
     assert caplog.text.count("cannot renew") == 1, "said once per outage, not every renewal"
     await leases.lease_release()
+
+
+async def test_after_redis_restarts_no_lease_counts_as_lapsed_for_a_while(
+    room_factory, redis_client, redis_keys
+):
+    room = await sync_to_async(room_factory)()
+    other = "live-host-9-fedcba"
+    reply = await Message.objects.acreate(
+        room=room, role="assistant", status="streaming", owner=other
+    )
+    await trusted_keyspace()
+    # A Redis restart (or flush) loses every lease at once, the live ones too:
+    # their owners renew within a quarter TTL, so until a TTL has passed an
+    # absent lease proves nothing.
+    redis_client.delete(*redis_client.keys(f"{redis_keys}:*"))
+    assert await sync_to_async(replies.reply_recover_stale)() == 0
+    redis_client.set(leases.lease_key(other), "1", px=60_000)
+    await asyncio.sleep(TTL * 1.5)
+    assert await sync_to_async(replies.reply_recover_stale)() == 0
+    await reply.arefresh_from_db()
+    assert reply.status == "streaming"
