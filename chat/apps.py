@@ -14,6 +14,10 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         if url := daphne_url(sys.argv):
             logger.info("Live Chat is starting: open %s", url)
+        from chat import lifecycle
+
+        # Under daphne: recover dead processes' replies at start-up, drain on SIGTERM.
+        lifecycle.install()
 
 
 def daphne_url(argv: list[str]) -> str | None:

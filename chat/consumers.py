@@ -14,13 +14,14 @@ A frame with an "action" is a control frame:
 - "cancel" (with "message", a queued question's id) takes it out of the AI's queue;
 - "join" makes the socket count as present (static/chat/presence.js sends it
   whenever the socket opens); the answer is the room's queue;
-- "typing" tells the room's other people this user is typing (throttled).
+- "typing" tells the room's other people this user is typing (throttled);
+- "continue" (with "message", a reply's id) carries an interrupted or stopped
+  reply on from where it ended.
 """
 
 import json
 import logging
 import math
-from collections import Counter
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -31,7 +32,17 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from chat import metrics, presence, queue, rendering, replies, selectors, services
+from chat import (
+    connections,
+    lifecycle,
+    metrics,
+    presence,
+    queue,
+    rendering,
+    selectors,
+    services,
+    shutdown,
+)
 from chat.broadcast import room_group
 from chat.forms import MessageForm
 from chat.models import Room
@@ -43,7 +54,9 @@ logger = logging.getLogger(__name__)
 # The Redis feed was lost: "service restart", which the page retries.
 CLOSE_FEED_LOST = 1012
 # Close codes in the 4000-4999 range the protocol leaves to applications.
-# Refusals happen before accept, so nothing of the room is ever sent.
+# Refusals happen before accept, so nothing of the room is ever sent; but one
+# the page must tell apart (signed out) is accepted first, or the browser sees
+# only a bare 1006.
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_REMOVED = 4403
 # An unknown room and someone else's room look the same.
@@ -53,9 +66,6 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 # Room events whose fragment every tab gets as-is (chat_message).
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
-# Open sockets per user in this process.
-_connections: Counter[int] = Counter()
-
 
 class ChatConsumer(AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
@@ -63,24 +73,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
     outbox: Outbox = None  # type: ignore[assignment]
     # The page announced itself ("join"): it counts as someone here.
     present: bool = False
+    # Counted against CHAT_MAX_CONNECTIONS_PER_USER, across processes (chat.connections).
+    counted = False
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
 
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
+            # The session expired or its user logged out: the page says so.
+            await self.accept()
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"], user=user)
         if room is None:
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
-        if _connections[user.pk] >= settings.CHAT_MAX_CONNECTIONS_PER_USER:
+        if shutdown.draining():
+            await self.accept()
+            await self.close(code=shutdown.CLOSE_RESTARTING)
+            return
+        await lifecycle.process_start()
+        if not await connections.connection_open(user_id=user.pk):
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
+        self.counted = True
         self.room = room
         self.language = _language(self.scope)
-        _connections[user.pk] += 1
         metrics.OPEN_WEBSOCKETS.inc()
         # Catch-up reads cost the database thread every tab shares: a few at
         # once, then one a second (CHAT_SYNC_RATE).
@@ -97,16 +116,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         await self.accept()
         outbox.attach(self.base_send)
-        replies.reply_watchdog_start()
+        shutdown.socket_opened(self)
+        if shutdown.draining():
+            # The drain began while this socket was opening, after it closed the others.
+            await self.close(code=shutdown.CLOSE_RESTARTING)
 
     async def disconnect(self, code: int) -> None:
+        shutdown.socket_closed(self)
+        if self.counted:
+            self.counted = False
+            await connections.connection_close(user_id=self.scope["user"].pk)
         if self.room is None:
             return
         metrics.OPEN_WEBSOCKETS.dec()
-        user_id = self.scope["user"].pk
-        _connections[user_id] -= 1
-        if _connections[user_id] <= 0:
-            del _connections[user_id]
         try:
             await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
         except Exception:
@@ -135,6 +157,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._stop(frame.get("message"))
         elif frame.get("action") == "regenerate":
             await self._regenerate()
+        elif frame.get("action") == "continue":
+            await self._continue(frame.get("message"))
         elif frame.get("action") == "edit":
             await self._edit(frame)
         elif frame.get("action") == "join":
@@ -242,6 +266,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_("Wait for the current reply to finish, then try again."))
         except services.NothingToRegenerate:
             await self._refuse(_("There is no reply to regenerate."))
+        except services.ServerRestarting:
+            await self._refuse(_("The server is restarting; try again in a moment."))
+
+    async def _continue(self, message_id: object) -> None:
+        message_id = _as_id(message_id)
+        try:
+            if message_id is None:
+                raise services.NothingToContinue
+            await services.reply_continue(room=self.room, message_id=message_id)
+        except services.NothingToContinue:
+            await self._refuse(
+                _("Only the room's last reply can be continued, once interrupted or stopped.")
+            )
+        except services.RoomBusy:
+            await self._refuse(_("Wait for the current reply to finish, then try again."))
+        except services.ServerRestarting:
+            await self._refuse(_("The server is restarting; try again in a moment."))
 
     # Shared rooms: presence, typing and the AI's queue.
 
@@ -303,6 +344,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(_(str(refused)))
         except services.RoomBusy:
             await self._refuse(_("Wait for the current reply to finish, then edit."))
+        except services.ServerRestarting:
+            await self._refuse(_("The server is restarting; try again in a moment."))
         except services.RateLimited as limited:
             await self._refuse(
                 _("You are sending messages too fast. Try again in %(seconds)d seconds.")

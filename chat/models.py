@@ -104,6 +104,9 @@ class Message(TimestampedModel):
     model = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The server process writing a streaming reply (chat.leases.PROCESS_ID): when
+    # its lease lapses, any live process marks the reply interrupted.
+    owner = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         ordering = ["pk"]
@@ -148,6 +151,16 @@ class RoomRead(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} read room {self.room_id} at {self.read_at}"
+
+
+class ProcessLease(models.Model):
+    """A server process's heartbeat, for deployments without Redis (chat.leases)."""
+
+    process = models.CharField(max_length=100, primary_key=True)
+    renewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.process
 
 
 # The documents "!" questions and the search page draw on; a module of their own,

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 
-from chat import rendering, replies, roomlist
+from chat import leases, rendering, replies, roomlist, shutdown
 from chat.broadcast import fragment_event, message_broadcast_on_commit, room_group
 from chat.models import Message, Room
 
@@ -63,7 +63,10 @@ def _queue_broadcast(*, room_id: int) -> None:
 
 
 async def queue_advance(*, room_id: int) -> Message | None:
-    """Start the reply to the room's next question, if the room is free; returns it."""
+    """Start the reply to the room's next question, if the room is free; returns it.
+    A process shutting down starts none: the question waits for another process."""
+    if shutdown.draining():
+        return None
     claimed = await database_sync_to_async(_queue_claim)(room_id=room_id)
     if claimed is None:
         return None
@@ -97,7 +100,10 @@ def _queue_claim(*, room_id: int) -> tuple[Room, Message] | None:
                 content=waiting.content,
             )
             reply = Message.objects.create(
-                room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                room=room,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                owner=leases.PROCESS_ID,
             )
             message_broadcast_on_commit(question, reply)
             queue_broadcast_on_commit(room_id=room_id)

@@ -27,6 +27,7 @@ MESSAGE_LABELS = {
     "stop": gettext_lazy("Stop"),
     "retry": gettext_lazy("Retry"),
     "regenerate": gettext_lazy("Regenerate"),
+    "continue": gettext_lazy("Continue"),
     "usage": gettext_lazy("%(total)s tokens (%(prompt)s prompt, %(completion)s reply)"),
     "usage_unknown": gettext_lazy("Usage unknown"),
     "usage_unknown_why": gettext_lazy(

@@ -2,8 +2,9 @@
 
 A reply belongs to its room, not to the socket that asked: its task lives
 here, so it goes on when the sender's tab closes. Here are the task, the
-coalescer that paces its broadcasts, the Stop signal, the periodic save that
-is also its heartbeat, and the watchdog that recovers replies whose process died.
+coalescer that paces its broadcasts, the Stop signal, the periodic save, and
+the watchdog that recovers replies whose process died (its lease lapsed, see
+chat.leases). On shutdown (chat.lifecycle) a reply saves all its text and ends.
 """
 
 import asyncio
@@ -17,11 +18,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import llm, observability, queue, rag, rendering, selectors
+from chat import leases, llm, observability, queue, rag, rendering, selectors, shutdown
 from chat.broadcast import message_broadcast_on_commit, message_key, reply_group, room_send
 from chat.models import Message, Room
 
@@ -31,14 +32,33 @@ logger = logging.getLogger(__name__)
 def reply_recover_stale(*, room: Room | None = None) -> int:
     """Mark replies whose process died mid-stream as interrupted, and tell their tabs.
 
-    A live reply saves at least every CHAT_SAVE_INTERVAL, so one unsaved for
-    CHAT_STALE_AFTER has lost its process. The conditional UPDATE makes this
-    safe to run from any number of processes at once. Returns how many it marked.
+    A reply's owner holds a lease (chat.leases): once it has lapsed, the owner
+    is gone. A reply with no owner recorded falls back to CHAT_STALE_AFTER
+    without a save. The conditional UPDATE makes this safe to run from any
+    number of processes at once. Returns how many it marked.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
-    stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+    streaming = Message.objects.filter(status=Message.Status.STREAMING)
     if room is not None:
-        stale = stale.filter(room=room)
+        streaming = streaming.filter(room=room)
+    rows = list(streaming.values_list("owner", "updated_at"))
+    owners = {owner for owner, _ in rows if owner}
+    # Unknown (Redis unreachable): no owner is taken for dead.
+    alive = leases.owners_alive(owners) if owners else set()
+    dead = set() if alive is None else owners - alive
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
+    if not dead and not any(not owner and saved < cutoff for owner, saved in rows):
+        return 0
+    return _recover(streaming.filter(Q(owner__in=dead) | Q(owner="", updated_at__lt=cutoff)))
+
+
+def reply_recover_orphans() -> int:
+    """Mark this process's streaming replies interrupted: at exit, once its tasks are done."""
+    return _recover(
+        Message.objects.filter(status=Message.Status.STREAMING, owner=leases.PROCESS_ID)
+    )
+
+
+def _recover(stale: QuerySet[Message]) -> int:
     # The dead process may have broadcast this many updates after its last save;
     # jumping past them makes every tab accept the interrupted state.
     seq_margin = math.ceil(settings.CHAT_STALE_AFTER / settings.CHAT_STREAM_INTERVAL) + 1
@@ -75,26 +95,48 @@ async def _watch_for_dead_replies() -> None:
             await queue.queue_resume()
         except Exception:
             logger.warning("recovering stale replies failed", exc_info=True)
-        await asyncio.sleep(settings.CHAT_STALE_AFTER / 3)
+        await asyncio.sleep(leases.renew_interval())
 
 
 # The set keeps a reference, or the event loop could drop a running task.
 _reply_tasks: set[asyncio.Task[None]] = set()
 
 
-def reply_start(*, room: Room, reply: Message) -> asyncio.Task[None]:
-    task = asyncio.create_task(_reply_generate(room=room, reply=reply), name=f"reply-{reply.pk}")
+def reply_start(*, room: Room, reply: Message, continuing: bool = False) -> asyncio.Task[None]:
+    """Write `reply` in the background; `continuing` carries on from the text it has."""
+    task = asyncio.create_task(
+        _reply_generate(room=room, reply=reply, continuing=continuing), name=f"reply-{reply.pk}"
+    )
     _reply_tasks.add(task)
     task.add_done_callback(_reply_tasks.discard)
     return task
 
 
-async def _reply_generate(*, room: Room, reply: Message) -> None:
+def replies_writing() -> set[asyncio.Task[None]]:
+    """The replies this event loop is writing."""
+    loop = asyncio.get_running_loop()
+    return {task for task in _reply_tasks if task.get_loop() is loop and not task.done()}
+
+
+# Sent after the text kept when a reply is continued.
+CONTINUE_PROMPT = (
+    "Your reply above was cut off. Continue it exactly where it stopped: do not repeat "
+    "anything and do not comment, write only the rest."
+)
+
+
+async def _reply_generate(*, room: Room, reply: Message, continuing: bool) -> None:
     observability.reply_started(room_id=room.pk, reply_id=reply.pk, model=llm.model_name())
     turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
     # A "!" question is answered from the tax-law documents; the reply keeps its sources.
-    turns, reply.sources = await rag.turns_ground(turns=turns)
-    if reply.sources:
+    turns, sources = await rag.turns_ground(turns=turns)
+    if continuing and reply.content:
+        turns += [
+            {"role": "assistant", "content": reply.content},
+            {"role": "user", "content": CONTINUE_PROMPT},
+        ]
+    elif sources:
+        reply.sources = sources
         await Message.objects.filter(pk=reply.pk).aupdate(sources=reply.sources)
     stream = _ReplyStream(room=room, reply=reply)
     async with _StopSignal(reply_id=reply.pk) as stop:
@@ -107,22 +149,32 @@ async def _reply_generate(*, room: Room, reply: Message) -> None:
 async def _generate(
     *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "_StopSignal"
 ) -> tuple[str, str]:
-    """Stream the model's reply into `stream` until it ends, fails or is stopped."""
+    """Stream the model's reply into `stream` until it ends, fails, is stopped or the
+    process shuts down."""
     coalescer = _Coalescer(stream.publish, interval=_stream_interval)
     writing = asyncio.create_task(_write(turns=turns, stream=stream, coalescer=coalescer))
     saving = asyncio.create_task(stream.keep_saving())
+    exiting = asyncio.create_task(shutdown.grace_over())
     try:
-        await asyncio.wait({writing, saving, stop.received}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {writing, saving, stop.received, exiting}, return_when=asyncio.FIRST_COMPLETED
+        )
         if writing.done():
             return writing.result()
-        # Stopped by a tab, or the row is gone (history cleared): end the
-        # model's stream too, so it stops spending tokens.
+        # Stopped by a tab, the row is gone (history cleared) or the process is
+        # exiting: end the model's stream too, so it stops spending tokens.
         writing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writing
+        if exiting.done():
+            # Every token received so far is saved with the reply (stream.finish).
+            return Message.Status.INTERRUPTED, gettext_noop(
+                "The server stopped while writing this reply."
+            )
         return Message.Status.STOPPED, ""
     finally:
         saving.cancel()
+        exiting.cancel()
         await coalescer.close()
 
 

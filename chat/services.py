@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from chat import queue, ratelimit, rendering, replies, roomlist
+from chat import leases, queue, ratelimit, rendering, replies, roomlist, shutdown
 from chat.broadcast import (
     message_broadcast_on_commit,
     reply_group,
@@ -30,6 +30,10 @@ from chat.models import Message, Room, RoomRead
 
 class RoomBusy(Exception):
     """The room is still answering its previous message."""
+
+
+class ServerRestarting(Exception):
+    """This process is shutting down: it starts no reply, and saves nothing new."""
 
 
 class RateLimited(Exception):
@@ -143,13 +147,15 @@ async def message_send(*, room: Room, author: User, content: str) -> Message:
     streaming. People are never refused for a reply in progress.
 
     In a "mentioned" room a message not addressed to the AI is saved and shown only.
-    Raises RateLimited when the author sends too fast, QueueFull when
-    CHAT_QUEUE_LIMIT questions already wait; either way nothing is saved.
+    While this process shuts down a question is queued, for the next live process
+    (chat.queue.queue_resume) to answer. Raises RateLimited when the author sends
+    too fast, QueueFull when CHAT_QUEUE_LIMIT questions already wait; either way
+    nothing is saved.
     """
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
     user_message, reply = await database_sync_to_async(_turn_create)(
-        room=room, author=author, content=content
+        room=room, author=author, content=content, may_start=not shutdown.draining()
     )
     if reply is not None:
         replies.reply_start(room=room, reply=reply)
@@ -159,7 +165,9 @@ async def message_send(*, room: Room, author: User, content: str) -> Message:
     return user_message
 
 
-def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Message | None]:
+def _turn_create(
+    *, room: Room, author: User, content: str, may_start: bool = True
+) -> tuple[Message, Message | None]:
     replies.reply_recover_stale(room=room)
     addressed = queue.message_addressed(room=room, content=content)
     with transaction.atomic():
@@ -174,7 +182,7 @@ def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Me
             message_broadcast_on_commit(user_message)
             return user_message, None
         waiting = room.messages.filter(status=Message.Status.QUEUED).count()
-        if not waiting:
+        if not waiting and may_start:
             try:
                 with transaction.atomic():
                     user_message = Message.objects.create(
@@ -183,7 +191,10 @@ def _turn_create(*, room: Room, author: User, content: str) -> tuple[Message, Me
                     # The placeholder claims the room: a second one fails the
                     # one_streaming_reply_per_room constraint, in any process.
                     reply = Message.objects.create(
-                        room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                        room=room,
+                        role=Message.Role.ASSISTANT,
+                        status=Message.Status.STREAMING,
+                        owner=leases.PROCESS_ID,
                     )
             except IntegrityError:
                 pass  # a reply is streaming: wait behind it
@@ -291,8 +302,10 @@ async def reply_regenerate(*, room: Room) -> Message:
     """Answer the last message again, replacing the room's last reply (also a retry after an error).
 
     Raises RoomBusy while a reply streams, NothingToRegenerate when the room's
-    last message is not a finished reply.
+    last message is not a finished reply, ServerRestarting while the process drains.
     """
+    if shutdown.draining():
+        raise ServerRestarting
     reply = await database_sync_to_async(_reply_reset)(room=room)
     replies.reply_start(room=room, reply=reply)
     return reply
@@ -334,8 +347,11 @@ async def message_edit(*, room: Room, author: User, message_id: int, content: st
     """Change the room's last user message and answer it again, replacing its reply.
 
     Only its author may, and not while a reply streams (RoomBusy); anything
-    else raises EditRefused. Either way nothing changes. Returns the reply.
+    else raises EditRefused, and ServerRestarting while the process drains. Either
+    way nothing changes. Returns the reply.
     """
+    if shutdown.draining():
+        raise ServerRestarting
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
     reply = await database_sync_to_async(_turn_edit)(
@@ -362,7 +378,10 @@ def _turn_edit(*, room: Room, author: User, message_id: int, content: str) -> Me
             newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
             if reply is None:
                 reply = Message.objects.create(
-                    room=room, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+                    room=room,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.STREAMING,
+                    owner=leases.PROCESS_ID,
                 )
             elif not (
                 Message.objects.filter(pk=reply.pk)
@@ -386,6 +405,7 @@ def _restarted_reply() -> dict[str, object]:
     """The fields that turn a finished reply back into an empty streaming one."""
     return {
         "status": Message.Status.STREAMING,
+        "owner": leases.PROCESS_ID,
         "content": "",
         "error": "",
         "sources": [],
@@ -395,6 +415,55 @@ def _restarted_reply() -> dict[str, object]:
         "seq": F("seq") + 1,
         "updated_at": timezone.now(),
     }
+
+
+class NothingToContinue(Exception):
+    """That message is not the room's last reply, or it was not interrupted or stopped."""
+
+
+async def reply_continue(*, room: Room, message_id: int) -> Message:
+    """Carry an interrupted or stopped reply, the room's last message, on from its text.
+
+    Raises NothingToContinue for any other message (or one of another room),
+    RoomBusy while a reply streams, ServerRestarting while the process drains.
+    """
+    if shutdown.draining():
+        raise ServerRestarting
+    reply = await database_sync_to_async(_reply_resume)(room=room, message_id=message_id)
+    replies.reply_start(room=room, reply=reply, continuing=True)
+    return reply
+
+
+def _reply_resume(*, room: Room, message_id: int) -> Message:
+    replies.reply_recover_stale(room=room)
+    newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
+    try:
+        with transaction.atomic():
+            # Only while it is still interrupted or stopped and still last: another
+            # tab may have continued it or sent a message meanwhile.
+            resumed = (
+                Message.objects.filter(
+                    pk=message_id,
+                    room=room,
+                    role=Message.Role.ASSISTANT,
+                    status__in=[Message.Status.INTERRUPTED, Message.Status.STOPPED],
+                )
+                .filter(~Exists(newer))
+                .update(
+                    status=Message.Status.STREAMING,
+                    owner=leases.PROCESS_ID,
+                    error="",
+                    seq=F("seq") + 1,
+                    updated_at=timezone.now(),
+                )
+            )
+            if not resumed:
+                raise NothingToContinue
+            reply = Message.objects.get(pk=message_id)
+            message_broadcast_on_commit(reply)
+    except IntegrityError as exc:
+        raise RoomBusy from exc
+    return reply
 
 
 async def reply_stop(*, room: Room, message_id: int) -> bool:

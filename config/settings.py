@@ -170,7 +170,7 @@ CHAT_PAGE_SIZE = env.int("CHAT_PAGE_SIZE", default=50)
 # Each user may send CHAT_RATE_LIMIT messages every CHAT_RATE_WINDOW seconds.
 CHAT_RATE_LIMIT = env.int("CHAT_RATE_LIMIT", default=20)
 CHAT_RATE_WINDOW = env.float("CHAT_RATE_WINDOW", default=60.0)
-# Open websockets per user, per server process.
+# Open websockets per user, counted across processes (chat.connections).
 CHAT_MAX_CONNECTIONS_PER_USER = env.int("CHAT_MAX_CONNECTIONS_PER_USER", default=20)
 # Our own keys in Redis (the rate limit) start with this.
 CHAT_REDIS_PREFIX = env.str("CHAT_REDIS_PREFIX", default="chat")
@@ -185,8 +185,8 @@ CHAT_STREAM_INTERVAL = env.float("CHAT_STREAM_INTERVAL", default=0.04)
 CHAT_STREAM_BUDGET = env.float("CHAT_STREAM_BUDGET", default=1000.0)
 # A streaming reply's partial text is saved at least this often (seconds).
 CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=1.0)
-# A reply still marked streaming with no save for this long (seconds) lost its
-# process; it is marked interrupted when its room is next opened.
+# A reply with no owner recorded (chat.leases), still streaming with no save for
+# this long (seconds), lost its process and is marked interrupted.
 CHAT_STALE_AFTER = env.float("CHAT_STALE_AFTER", default=15.0)
 
 # Fan-out. A tab that reads slowly gets only the newest version of each
@@ -280,3 +280,10 @@ CHAT_QUEUE_LIMIT = env.int("CHAT_QUEUE_LIMIT", default=5)
 CHAT_PRESENCE_TIMEOUT = env.float("CHAT_PRESENCE_TIMEOUT", default=8.0)
 # Typing notices: at most one per user per interval (seconds) reaches the room.
 CHAT_TYPING_INTERVAL = env.float("CHAT_TYPING_INTERVAL", default=2.0)
+# Restarts and crashes. Each server process holds a lease (in Redis, else in the
+# database) renewed every quarter of CHAT_LEASE_TTL seconds; when it lapses, any
+# live process marks that process's streaming replies interrupted.
+CHAT_LEASE_TTL = env.float("CHAT_LEASE_TTL", default=2.0)
+# On SIGTERM or SIGINT, replies in progress may finish for this long (seconds);
+# what is left is then saved in full and marked interrupted before the process exits.
+CHAT_SHUTDOWN_GRACE = env.float("CHAT_SHUTDOWN_GRACE", default=20.0)

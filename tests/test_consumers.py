@@ -6,6 +6,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from prometheus_client import REGISTRY
 
 from chat import services
@@ -265,8 +266,25 @@ async def test_unknown_room_is_refused_with_a_clear_code(user):
     assert await refused_with("/ws/chat/999/", [ORIGIN, cookie]) == 4404
 
 
-async def test_anonymous_sockets_are_refused(room):
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN]) == 4401
+async def signed_out_close(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    """Open a socket that must be accepted, then closed at once; returns the close."""
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected, "accepted, so the page can tell why it is closed"
+    return await communicator.receive_output()
+
+
+async def test_anonymous_sockets_are_closed_as_signed_out(room):
+    close = await signed_out_close(f"/ws/chat/{room.pk}/", [ORIGIN])
+    assert close == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_socket_of_a_logged_out_session_is_closed_as_signed_out(room, user):
+    cookie = await sync_to_async(session_cookie)(user)
+    # Logging out deletes the session the cookie names.
+    await Session.objects.all().adelete()
+    close = await signed_out_close(f"/ws/chat/{room.pk}/", [ORIGIN, cookie])
+    assert close == {"type": "websocket.close", "code": 4401}
 
 
 async def test_a_non_member_is_refused_like_an_unknown_room(room, user_factory):

@@ -6,6 +6,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
+from chat import replies
 from chat.models import Message
 from tests.fakeopenai import Reply
 from tests.servers import free_port
@@ -170,3 +171,95 @@ async def test_a_tab_opening_mid_reply_resumes_without_gaps_or_duplicates(room, 
     texts = [u.text for u in updates]
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert updates[-1].text == "".join(words).strip()
+
+
+async def test_continue_carries_a_stopped_reply_on_in_the_same_message(room, connect, model):
+    model.queue(Reply(chunks=tuple(f"c{i} " for i in range(200)), tokens_per_second=50))
+    tab1 = await connect(f"/ws/chat/{room.pk}/")
+    tab2 = await connect(f"/ws/chat/{room.pk}/")
+    await tab1.send_to(text_data=send("go"))
+    reply = assistant(await receive_until(tab1, showing(20)))[-1]
+    await tab1.send_to(text_data=action("stop", message=reply.pk))
+    stopped = assistant(await receive_until(tab2, reply_finished))[-1]
+    assert 'value="continue"' in stopped.html
+    kept = (await Message.objects.aget(pk=reply.pk)).content
+
+    model.queue(Reply("and the rest."))
+    await tab2.send_to(text_data=action("continue", message=str(reply.pk)))
+    for tab in (tab1, tab2):
+        updates = assistant(
+            await receive_until(tab, lambda f: "the rest" in f and reply_finished(f))
+        )
+        assert {u.pk for u in updates} == {reply.pk}
+        assert updates[-1].status == "complete"
+        assert updates[-1].seq > stopped.seq
+    assert await rows(room) == [
+        ("user", "complete", "go"),
+        ("assistant", "complete", kept + "and the rest."),
+    ]
+    # The model saw the conversation, the text kept, and was asked to carry on.
+    request = model.wait_for_requests(2)[-1]
+    assert request["messages"][-2:] == [
+        {"role": "assistant", "content": kept},
+        {"role": "user", "content": replies.CONTINUE_PROMPT},
+    ]
+    assert request["messages"][0] == {"role": "user", "content": "go"}
+
+
+async def test_continue_an_interrupted_reply(room, connect, model, message_factory):
+    await sync_to_async(message_factory)(room, "question")
+    reply = await sync_to_async(message_factory)(
+        room, "Half of", role="assistant", status="interrupted", seq=7
+    )
+    model.queue(Reply(" it, then all."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=action("continue", message=reply.pk))
+    final = assistant(await receive_until(tab, reply_finished))[-1]
+    assert (final.pk, final.status, final.text) == (reply.pk, "complete", "Half of it, then all.")
+    assert "message__error" not in final.html
+
+
+@pytest.mark.parametrize(
+    "case", ["complete", "not last", "unknown", "malformed", "missing", "other room"]
+)
+async def test_continue_refuses_what_cannot_be_continued(
+    room, room_factory, connect, message_factory, case
+):
+    other_room = await sync_to_async(room_factory)(name="Other")
+    await sync_to_async(message_factory)(room, "question")
+    status = "complete" if case == "complete" else "interrupted"
+    reply = await sync_to_async(message_factory)(room, "An answer", role="assistant", status=status)
+    elsewhere = await sync_to_async(message_factory)(
+        other_room, "Elsewhere", role="assistant", status="stopped"
+    )
+    if case == "not last":
+        await sync_to_async(message_factory)(room, "a later question")
+    target = {"unknown": 99999, "malformed": "x1", "missing": None, "other room": elsewhere.pk}
+    snapshot = sync_to_async(lambda: list(Message.objects.values_list()))
+    before = await snapshot()
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    other_tab = await connect(f"/ws/chat/{other_room.pk}/")
+
+    await tab.send_to(text_data=action("continue", message=target.get(case, reply.pk)))
+    answer = await tab.receive_from()
+    assert 'id="composer"' in answer
+    assert "Only the room&#x27;s last reply can be continued" in answer
+    assert await other_tab.receive_nothing(timeout=0.3), "the notice is for that socket only"
+    assert await snapshot() == before, "nothing changes"
+
+
+async def test_stop_for_another_rooms_reply_is_refused_and_changes_nothing(
+    room, room_factory, connect, model
+):
+    other_room = await sync_to_async(room_factory)(name="Other")
+    model.queue(Reply("slow " * 40, tokens_per_second=40), Reply("x"))
+    other_tab = await connect(f"/ws/chat/{other_room.pk}/")
+    await other_tab.send_to(text_data=send("question"))
+    reply = assistant(await receive_until(other_tab, lambda f: bool(assistant([f]))))[-1]
+
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=action("stop", message=reply.pk))
+    answer = await tab.receive_from()
+    assert "That reply is not being written any more." in answer
+    final = assistant(await receive_until(other_tab, reply_finished))[-1]
+    assert (final.pk, final.status) == (reply.pk, "complete")

@@ -118,9 +118,23 @@
     catchUp();
   });
 
+  // The session expired or its user logged out (4401): say so, with a link to
+  // log in again. Nothing retries, and the composer keeps its text.
+  function showSignedOut() {
+    setConnection("signedout");
+    const login = document.getElementById("signed-out-login");
+    if (login) login.hidden = false;
+    const button = document.querySelector("#composer button[type=submit]");
+    if (button) button.disabled = true;
+  }
+
   document.addEventListener("htmx:wsClose", (event) => {
     socket = null;
     const code = event.detail.event.code;
+    if (code === 4401) {
+      showSignedOut();
+      return;
+    }
     // The server's final word: the room is gone, or the owner removed this user.
     if (code === 4404 || code === 4403) {
       setConnection(code === 4404 ? "gone" : "removed");
