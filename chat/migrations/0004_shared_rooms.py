@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0004_message_owner'),
+        ('chat', '0003_message_owner'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -65,7 +65,7 @@ def search_index_drop(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0002_taxlawdocument'),
+        ('chat', '0004_shared_rooms'),
     ]
 
     operations = [

@@ -1,3 +1,0 @@
-from importlib import import_module
-
-Migration = import_module("chat.migrations.0003_chat_features").Migration

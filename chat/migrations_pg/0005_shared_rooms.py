@@ -1,3 +1,0 @@
-from importlib import import_module
-
-Migration = import_module("chat.migrations.0005_shared_rooms").Migration
