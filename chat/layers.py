@@ -14,11 +14,18 @@ every channel of the process, as events its consumers handle:
   from by itself: whatever was published in between is lost, so each tab is
   told to re-sync.
 
-Only the connection hooks are added; publishing, subscribing and fan-out are
-the library's own (channels-redis 4.x; see tests/test_layers.py).
+Its in-process inboxes are unbounded: a process that falls behind would queue
+every version of every message for every tab. Here a room event that names its
+message ("key", chat.broadcast) replaces the one still waiting for that message
+in a channel's inbox, so a consumer that is behind skips to the newest version
+(each carries the whole message) and holds at most one event per message.
+
+Publishing, subscribing and fan-out stay the library's own (channels-redis 4.x;
+see tests/test_layers.py).
 """
 
 import asyncio
+import collections
 import logging
 from typing import Any
 
@@ -86,12 +93,55 @@ class _WatchedShard(pubsub.RedisSingleShardConnection):
             self.channel_layer.tell_every_channel(RECONNECTED)
 
 
+class _NewestQueue(asyncio.Queue[bytes]):
+    """A channel's inbox in which an event for a message replaces the one waiting for it."""
+
+    def __init__(self, layer: "_WatchedLoopLayer") -> None:
+        super().__init__()
+        self._layer = layer
+
+    def _init(self, maxsize: int) -> None:
+        # Boxes, so that an event can be swapped in place, keeping its turn.
+        self._queue: collections.deque[tuple[str | None, list[bytes]]] = collections.deque()
+        self._waiting: dict[str, list[bytes]] = {}
+
+    def _put(self, item: bytes) -> None:
+        key = self._layer.key_of(item)
+        if key is not None and (box := self._waiting.get(key)) is not None:
+            box[0] = item
+            metrics.VERSIONS_SKIPPED.inc()
+            return
+        box = [item]
+        if key is not None:
+            self._waiting[key] = box
+        self._queue.append((key, box))
+
+    def _get(self) -> bytes:
+        key, box = self._queue.popleft()
+        if key is not None and self._waiting.get(key) is box:
+            del self._waiting[key]
+        return box[0]
+
+
 class _WatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._shards = [
             _WatchedShard(host, self) for host in pubsub.decode_hosts(kwargs.get("hosts"))
         ]
+        self._last: tuple[bytes | None, str | None] = (None, None)
+
+    async def _subscribe_to_channel(self, channel: str) -> None:
+        self.channels[channel] = _NewestQueue(self)
+        await self._get_shard(channel).subscribe(channel)
+
+    def key_of(self, data: bytes) -> str | None:
+        """The message an event carries. A group message reaches each channel of the
+        process as the same bytes object, so it is decoded once for all of them."""
+        if data is not self._last[0]:
+            event = self.channel_layer.deserialize(data)
+            self._last = (data, event.get("key") if isinstance(event, dict) else None)
+        return self._last[1]
 
     def tell_every_channel(self, event: dict[str, Any]) -> None:
         data = self.channel_layer.serialize(event)
