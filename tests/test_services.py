@@ -113,7 +113,8 @@ async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, mode
     texts = [u.text for u in updates]
     assert all(b.startswith(a) for a, b in pairwise(texts)), "text only grows"
     assert texts[-1] == "".join(chunks).strip()
-    assert [u.seq for u in updates] == list(range(updates[0].seq, updates[0].seq + len(updates)))
+    # In order; a listener that falls behind gets only the newest (chat.layers).
+    assert [u.seq for u in updates] == sorted({u.seq for u in updates})
 
 
 @pytest.mark.asyncio
@@ -135,12 +136,14 @@ async def test_replies_streaming_at_once_share_the_process_update_budget(
         while not updates or updates[-1].status == "streaming":
             updates += [m for m in messages_in(await next_html(channel)) if m.role == "assistant"]
         assert updates[-1].text == "".join(chunks).strip()
+        # Each broadcast bumps the seq (a listener that falls behind may skip some).
+        broadcasts = updates[-1].seq
         if most is None:
             # 20 ms apart for ~0.6 s: many updates.
-            assert len(updates) > 10, len(updates)
+            assert broadcasts > 10, broadcasts
         else:
             # Two replies on a budget of 4 a second: each at most every 0.5 s.
-            assert len(updates) <= most, len(updates)
+            assert broadcasts <= most, broadcasts
 
 
 @pytest.mark.asyncio
