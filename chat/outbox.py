@@ -52,8 +52,6 @@ class Outbox:
         self._paused = self._closed = False
         self._flusher: asyncio.Task[None] | None = None
         self._previous: Any = None
-        # Versions replaced while waiting (for the benchmark and tests).
-        self.skipped = 0
 
     def attach(self, asgi_send: Callable[..., Any]) -> bool:
         """Become the producer of the daphne connection behind `asgi_send`, if there is one."""
@@ -91,7 +89,6 @@ class Outbox:
         if key is None:
             key = object()
         elif key in self._waiting:
-            self.skipped += 1
             metrics.VERSIONS_SKIPPED.inc()
         self._waiting[key] = text
         if len(self._waiting) > self._limit:
