@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,13 @@ def app_server(
         "OPENAI_API_KEY": "test-key",
         "OPENAI_MODEL": "test-model",
     }
+    with serving(env) as server:
+        yield server
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[DaphneServer]:
+    """A migrated database served by a daphne of its own, for one module's tests."""
     # Both take seconds to import Django; migrating while daphne starts halves the wait.
     server = DaphneServer(env)
     try:

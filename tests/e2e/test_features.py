@@ -5,15 +5,14 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import sign_up
+from tests.e2e.conftest import serving, sign_up
 from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.servers import ROOT, DaphneServer, migrate
+from tests.servers import ROOT, DaphneServer
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +36,8 @@ def app_server(
         "CHAT_RATE_LIMIT": "200",
         "CHAT_PRICES": json.dumps({"test-model": {"prompt": 2, "completion": 8}}),
     }
-    server = DaphneServer(env)
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            migrated = pool.submit(migrate, env)
-            server.start()
-            migrated.result()
+    with serving(env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
