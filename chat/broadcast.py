@@ -43,6 +43,13 @@ def room_send_sync(*, room_id: int, html: Mapping[str, str], key: str | None = N
     async_to_sync(room_send)(room_id=room_id, html=html, key=key)
 
 
+async def delta_send(*, room_id: int, message_id: int, frame: str) -> None:
+    """Send a streaming reply's delta (chat.deltas) to every tab in the room: one frame
+    for every language. A slow tab's waiting deltas for the reply are merged."""
+    event = {"type": "chat.delta", "frame": frame, "key": f"message-{message_id}"}
+    await get_channel_layer().group_send(room_group(room_id), event)
+
+
 def message_key(message: Message) -> str:
     return f"message-{message.pk}"
 

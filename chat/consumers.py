@@ -34,6 +34,7 @@ from django.utils.translation import ngettext
 
 from chat import (
     connections,
+    deltas,
     lifecycle,
     metrics,
     presence,
@@ -181,6 +182,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # fanning a reply out (docs/benchmark.md).
         if message["type"] in FORWARDED_EVENTS:
             await self.chat_message(message)
+        elif message["type"] == "chat.delta":
+            await self.chat_delta(message)
         else:
             await super().dispatch(message)
 
@@ -192,6 +195,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         html = event.get("translations", {}).get(self.language, event["html"])
         await self.outbox.put(html, key=event.get("key"))
+
+    async def chat_delta(self, event: dict[str, Any]) -> None:
+        """A streaming reply's delta: the same frame for every language (chat.deltas)."""
+        await self.outbox.put(event["frame"], key=("delta", event["key"]), merge=deltas.merge)
 
     async def layer_down(self, event: dict[str, Any]) -> None:
         """This process lost Redis (chat.layers): the page shows it is offline and retries."""

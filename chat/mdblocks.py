@@ -15,6 +15,7 @@ Two rules keep the pieces equal to a whole render (tests/test_mdblocks.py):
   text, before or after it, so a reply with one is rendered whole from then on.
 """
 
+import itertools
 from dataclasses import dataclass, field
 
 from chat import markdown
@@ -49,7 +50,7 @@ class BlockStream:
             if starts is None:
                 self.whole = True
                 return Blocks(whole=True)
-            for start, end in zip(starts, starts[1:], strict=False):
+            for start, end in itertools.pairwise(starts):
                 html, _refs = markdown.render_part(text[self.offset + start : self.offset + end])
                 new.append(html)
             self.offset += starts[-1]
@@ -62,5 +63,7 @@ class BlockStream:
 
 
 def split(text: str) -> Blocks:
-    """`text`'s finished blocks and tail, as a stream that received it at once has them."""
-    return BlockStream().advance(text)
+    """`text`'s finished blocks and tail, as a stream that received it at once has them;
+    a text that cannot be split is all tail."""
+    found = BlockStream().advance(text)
+    return Blocks(tail=markdown.render(text), whole=True) if found.whole else found
