@@ -15,7 +15,11 @@ _ARTICLE = re.compile(
     r'data-status="(?P<status>\w+)">(?P<inner>.*?)</article>',
     re.S,
 )
-_BODY = re.compile(r'<div class="message__body">(?P<body>.*?)</div>\s*(?=<|$)', re.S)
+_BODY = re.compile(
+    r'<div class="message__body">(?P<body>(?:<div class="message__tail">.*?</div>|.)*?)</div>'
+    r"\s*(?=<|$)",
+    re.S,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def messages_in(frame: str) -> list[Shown]:
     return shown
 
 
+_BODY_START = '<div class="message__body">'
 _TAIL = re.compile(r'<div class="message__tail">(?P<tail>.*?)</div>(?=<span class="typing")', re.S)
 _BLOCKS = re.compile(r'data-blocks="(\d+)"')
 
@@ -80,50 +85,50 @@ class Page:
 
     def __init__(self) -> None:
         self.shown: dict[int, Shown] = {}
+        self.articles: dict[int, str] = {}
         # A streaming reply's finished blocks (HTML, count) and tail.
         self._parts: dict[int, tuple[str, int, str]] = {}
 
-    def feed(self, frame: str) -> list[Shown]:
-        """The messages `frame` changed, as the page now shows them."""
-        if frame.startswith('{"delta"'):
-            changed = self._apply(json.loads(frame)["delta"])
-            return [changed] if changed else []
-        changed = []
-        for message in messages_in(frame):
+    def feed(self, frame: str) -> str:
+        """Take in `frame`; a delta comes back as the article it leaves on the page
+        (nothing if it does not apply), any other frame as it is."""
+        if is_delta(frame):
+            return self._apply(json.loads(frame)["delta"])
+        for match in _ARTICLE.finditer(frame):
+            message = messages_in(match[0])[0]
             current = self.shown.get(message.pk)
             if current is not None and message.seq <= current.seq:
                 continue
-            self.shown[message.pk] = message
+            self.shown[message.pk], self.articles[message.pk] = message, match[0]
             self._parts.pop(message.pk, None)
-            tail, blocks = _TAIL.search(message.body), _BLOCKS.search(frame_article(frame, message))
+            tail, blocks = _TAIL.search(match[0]), _BLOCKS.search(match[0])
             if tail and blocks:
-                finished = message.body[: tail.start()]
+                finished = match[0][match[0].index(_BODY_START) + len(_BODY_START) : tail.start()]
                 self._parts[message.pk] = (finished, int(blocks[1]), tail["tail"])
-            changed.append(message)
-        return changed
+        return frame
 
-    def _apply(self, delta: dict) -> Shown | None:
-        current, parts = self.shown.get(delta["message"]), self._parts.get(delta["message"])
+    def _apply(self, delta: dict) -> str:
+        pk = delta["message"]
+        current, parts = self.shown.get(pk), self._parts.get(pk)
         if current is None or parts is None or delta["seq"] <= current.seq:
-            return None
+            return ""
         finished, count, tail = parts
         if delta["start"] > count or (delta["keep"] and delta["base"] != current.seq):
-            return None  # the page keeps what it shows, and asks for the message
+            return ""  # the page keeps what it shows, and asks for the message
         finished += "".join(delta["blocks"][count - delta["start"] :])
         count = max(count, delta["start"] + len(delta["blocks"]))
         kept = tail.encode("utf-16-le")[: 2 * delta["keep"]].decode("utf-16-le")
         tail = kept + delta["tail"]
-        self._parts[current.pk] = (finished, count, tail)
-        body = finished + tail
-        shown = replace(current, seq=delta["seq"], text=text_of(body), body=body)
-        self.shown[current.pk] = shown
-        return shown
-
-
-def frame_article(frame: str, message: Shown) -> str:
-    """The opening tag of `message`'s article in `frame`."""
-    start = frame.index(f'<article id="message-{message.pk}"')
-    return frame[start : frame.index(">", start)]
+        self._parts[pk] = (finished, count, tail)
+        article = self.articles[pk]
+        body = f'{finished}<div class="message__tail">{tail}</div>'
+        start = article.index(_BODY_START) + len(_BODY_START)
+        article = article[:start] + body + article[article.index('<span class="typing"', start) :]
+        article = re.sub(r'data-seq="\d+"', f'data-seq="{delta["seq"]}"', article, count=1)
+        article = re.sub(r'data-blocks="\d+"', f'data-blocks="{count}"', article, count=1)
+        self.articles[pk] = article
+        self.shown[pk] = messages_in(article)[0]
+        return article
 
 
 def is_delta(frame: str) -> bool:
@@ -133,14 +138,25 @@ def is_delta(frame: str) -> bool:
 async def receive_until(
     communicator: WebsocketCommunicator, done: Callable[[str], bool], *, within: float = 10.0
 ) -> list[str]:
-    """Collect frames until `done(frame)` is true; fail if it never is."""
+    """Collect frames until `done(frame)` is true; fail if it never is. A delta is
+    collected as the article it leaves on the page (Page.feed)."""
     frames: list[str] = []
+    page = page_of(communicator)
     async with asyncio.timeout(within):
         while True:
-            frame = await communicator.receive_from(timeout=within)
+            frame = page.feed(await communicator.receive_from(timeout=within))
             frames.append(frame)
             if done(frame):
                 return frames
+
+
+def page_of(communicator: object) -> Page:
+    """The page a test's socket stands for, kept across its receive_until calls."""
+    page = getattr(communicator, "page", None)
+    if page is None:
+        page = Page()
+        communicator.page = page  # type: ignore[attr-defined]
+    return page
 
 
 def reply_finished(frame: str) -> bool:
