@@ -17,7 +17,7 @@ ANSWER = "\n\n".join(
         "## A heading",
         "- one item\n- two items\n- three items",
         "```python\ndef total(values):\n    return sum(values)\n```",
-        *(f"Paragraph {i} goes on for a while, so the reply streams long enough." for i in range(8)),
+        *(f"Paragraph {i} goes on for a while, so the reply streams for long." for i in range(8)),
         "퇴직금은 근속 기간에 따라 계산됩니다.",
     ]
 )
