@@ -29,6 +29,7 @@ from chat.broadcast import (
     message_key,
     reply_group,
     room_send,
+    room_version_bump,
 )
 from chat.deltas import DeltaStream
 from chat.models import Message, Room
@@ -341,12 +342,29 @@ class _ReplyStream:
 
     async def finish(self) -> None:
         self.reply.seq += 1
-        if await self._save(final=True):
+        if await database_sync_to_async(self._save_final)():
             await self._broadcast(final=True)
 
-    async def _save(self, *, final: bool = False) -> bool:
+    def _save_final(self) -> bool:
+        # The final state counts as a change to the room (Room.version): a tab
+        # that was away when it came finds it on catching up.
+        with transaction.atomic():
+            if not self._mine().update(**self._fields(final=True)):
+                return False
+            self.reply.version = room_version_bump(
+                room_id=self.room.pk, message_ids=[self.reply.pk]
+            )
+        return True
+
+    async def _save(self) -> bool:
+        return bool(await self._mine().aupdate(**self._fields()))
+
+    def _mine(self) -> QuerySet[Message]:
+        return Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING)
+
+    def _fields(self, *, final: bool = False) -> dict[str, object]:
         content, seq = (self.reply.content, self.reply.seq) if final else self.sent
-        fields = {"content": content, "seq": seq, "updated_at": timezone.now()}
+        fields: dict[str, object] = {"content": content, "seq": seq, "updated_at": timezone.now()}
         if final:
             fields |= {
                 "status": self.reply.status,
@@ -355,11 +373,7 @@ class _ReplyStream:
                 "prompt_tokens": self.reply.prompt_tokens,
                 "completion_tokens": self.reply.completion_tokens,
             }
-        return bool(
-            await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
-                **fields
-            )
-        )
+        return fields
 
     async def _broadcast(self, *, final: bool = False) -> None:
         try:

@@ -34,6 +34,8 @@ class Shown:
     html: str
     # The message body alone: the HTML the message's text was rendered to.
     body: str = ""
+    # The room's version at the message's last change (0 in a delta's article).
+    version: int = 0
 
 
 class _Text(HTMLParser):
@@ -55,10 +57,14 @@ def text_of(html: str) -> str:
     return "".join(parser.parts).replace("\n\n", "\n").strip()
 
 
+_VERSION = re.compile(r'data-version="(\d+)"')
+
+
 def messages_in(frame: str) -> list[Shown]:
     shown = []
     for match in _ARTICLE.finditer(frame):
         body = _BODY.search(match["inner"])
+        version = _VERSION.search(match[0])
         shown.append(
             Shown(
                 pk=int(match["pk"]),
@@ -68,6 +74,7 @@ def messages_in(frame: str) -> list[Shown]:
                 text=text_of(body["body"]) if body else "",
                 html=match["inner"],
                 body=body["body"] if body else "",
+                version=int(version[1]) if version else 0,
             )
         )
     return shown
@@ -129,6 +136,14 @@ class Page:
         self.articles[pk] = article
         self.shown[pk] = messages_in(article)[0]
         return article
+
+
+def room_version_in(frame: str) -> int | None:
+    """The room version a page or a catch-up answer brings a tab up to."""
+    found = re.search(
+        r'id="room-version" hidden (?:hx-swap-oob="true" )?data-version="(\d+)"', frame
+    )
+    return int(found[1]) if found else None
 
 
 def is_delta(frame: str) -> bool:

@@ -37,16 +37,22 @@
     if (list) list.setAttribute("aria-busy", String(busy));
   }
 
-  // Where to resume: before the oldest reply still streaming (its final
-  // state is needed), else after the newest message shown.
-  function syncPoint() {
-    const list = messages();
-    if (!list) return 0;
-    const articles = [...list.querySelectorAll("article[data-pk]")];
-    const streaming = articles.filter((a) => a.dataset.status === "streaming");
-    const pks = (streaming.length ? streaming : articles).map((a) => Number(a.dataset.pk));
-    if (!pks.length) return 0;
-    return streaming.length ? Math.min(...pks) - 1 : Math.max(...pks);
+  // The room's version this page is up to date with (Room.version on the server).
+  // Each broadcast change carries the next one; one that arrives early waits in
+  // `ahead` until those before it have come. A catch-up asks for every change
+  // after `version`, and answers with the version it brings the page up to.
+  let version = 0;
+  const ahead = new Set();
+
+  function sawVersion(seen) {
+    if (seen > version) ahead.add(seen);
+    while (ahead.delete(version + 1)) version += 1;
+  }
+
+  function caughtUp(upTo) {
+    version = Math.max(version, upTo);
+    for (const seen of ahead) if (seen <= version) ahead.delete(seen);
+    sawVersion(0);
   }
 
   // Ask the server for one message's state, if it has a newer version than ours;
@@ -139,6 +145,16 @@
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const { target, fragment } = event.detail;
     if (target.id !== "messages") return;
+    if (fragment.getAttribute && fragment.getAttribute("hx-swap-oob") === "innerHTML") {
+      // The room's history was cleared: the list starts again with these.
+      for (const article of fragment.querySelectorAll("article[data-pk]")) {
+        heard(article);
+        rememberTail(article);
+      }
+      return;
+    }
+    const versions = [...fragment.querySelectorAll(":scope > article[data-version]")];
+    const changed = Math.max(0, ...versions.map((a) => Number(a.dataset.version)));
     for (const incoming of [...fragment.children]) {
       const current = incoming.id && document.getElementById(incoming.id);
       if (!current) {
@@ -170,6 +186,7 @@
         incoming.remove();
       }
     }
+    sawVersion(changed);
   });
 
   // A streaming message that has fallen silent may have missed its final state.
@@ -182,7 +199,7 @@
   }, 1000);
 
   function catchUp() {
-    if (socket) socket.send(JSON.stringify({ action: "sync", after: syncPoint() }));
+    if (socket) socket.send(JSON.stringify({ action: "sync", since: version }));
   }
 
   document.addEventListener("htmx:wsConnecting", () => setConnection("connecting"));
@@ -248,7 +265,10 @@
   // It replaces #sync-request when broadcasts may have been lost (its Redis
   // feed came back after a drop): catch up then.
   document.addEventListener("htmx:oobAfterSwap", (event) => {
-    if (event.detail.target.id === "sync-request" || event.target.id === "sync-request") catchUp();
+    const swapped = (id) => event.detail.target.id === id || event.target.id === id;
+    if (swapped("sync-request")) catchUp();
+    if (swapped("room-version")) caughtUp(Number(document.getElementById("room-version").dataset.version));
+    if (swapped("room-reset")) sawVersion(Number(document.getElementById("room-reset").dataset.version));
     if (event.detail.target.id === "composer" || event.target.id === "composer") {
       const field = document.querySelector("#composer textarea");
       if (field && document.activeElement === document.body) field.focus();
@@ -266,6 +286,8 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    const held = document.getElementById("room-version");
+    if (held) version = Number(held.dataset.version);
     for (const article of document.querySelectorAll('#messages article[data-status="streaming"]')) {
       rememberTail(article);
     }
