@@ -172,9 +172,10 @@ def room_changes(*, room: Room, since: int) -> RoomChanges:
     if reset_version > since:
         page = room_messages_page(room=room)
         return RoomChanges(version=version, reset=True, messages=page.messages)
-    changed = room_messages(room=room).filter(
-        Q(version__gt=since) | Q(status=Message.Status.STREAMING)
-    )
+    # A page at 0 has seen nothing, even messages no change was counted for.
+    changed = room_messages(room=room)
+    if since:
+        changed = changed.filter(Q(version__gt=since) | Q(status=Message.Status.STREAMING))
     newest = list(changed.order_by("-pk")[:SYNC_LIMIT])
     return RoomChanges(version=version, reset=False, messages=newest[::-1])
 
