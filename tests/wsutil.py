@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -165,12 +166,14 @@ async def receive_until(
                 return frames
 
 
-def page_of(communicator: object) -> Page:
-    """The page a test's socket stands for, kept across its receive_until calls."""
-    page = getattr(communicator, "page", None)
+_pages: "weakref.WeakKeyDictionary[object, Page]" = weakref.WeakKeyDictionary()
+
+
+def page_of(socket: object) -> Page:
+    """The page a test's socket stands for, kept across the calls that read it."""
+    page = _pages.get(socket)
     if page is None:
-        page = Page()
-        communicator.page = page  # type: ignore[attr-defined]
+        page = _pages[socket] = Page()
     return page
 
 
