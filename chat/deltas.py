@@ -28,8 +28,11 @@ from typing import Any
 from chat import mdblocks
 
 # A tail sent whole at least this often (seconds): a page that loaded the reply
-# between two deltas takes up the stream with the next whole one.
-WHOLE_TAIL_EVERY = 2.0
+# between two deltas takes up the stream with the next whole one. A long tail
+# (a growing code block) is sent whole less often: it costs more each time.
+WHOLE_TAIL_EVERY = 0.5
+WHOLE_LONG_TAIL_EVERY = 2.0
+LONG_TAIL = 2000
 
 
 def frame(*, message: int, seq: int, start: int, blocks: list[str], keep: int, tail: str) -> str:
@@ -93,7 +96,8 @@ class DeltaStream:
             return None
         now = time.monotonic()
         keep = common_prefix(self.tail, found.tail)
-        if found.new or now - self.whole_at >= WHOLE_TAIL_EVERY:
+        every = WHOLE_LONG_TAIL_EVERY if len(found.tail) > LONG_TAIL else WHOLE_TAIL_EVERY
+        if found.new or now - self.whole_at >= every:
             keep, self.whole_at = 0, now
         sent = found.tail[len(_head(found.tail, keep)) :]
         self.tail = found.tail
