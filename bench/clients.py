@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.wsutil import messages_in
+from tests.wsutil import Page, messages_in
 
 # Our fragments: the assistant's <article> with its seq and status; its text ends in w<i>.
 _ASSISTANT = re.compile(r'message--assistant[^>]*?data-seq="(\d+)"[^>]*?data-status="(\w+)"')
@@ -68,8 +68,9 @@ class TabResult:
 
 
 async def _watch_ours(ws: aiohttp.ClientWebSocketResponse, tab: TabResult, reply: str) -> None:
+    page = Page()  # applies a streaming reply's deltas, as the room page does
     async for message in ws:
-        at, data = time.time(), message.data
+        at, data = time.time(), page.feed(message.data)
         tab.frames += 1
         found = _ASSISTANT.search(data)
         if found is None:

@@ -7,9 +7,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from chat import rendering
-from chat.models import Message
+from chat.models import Message, Room
 
 
 def room_group(room_id: int) -> str:
@@ -43,6 +44,13 @@ def room_send_sync(*, room_id: int, html: Mapping[str, str], key: str | None = N
     async_to_sync(room_send)(room_id=room_id, html=html, key=key)
 
 
+async def delta_send(*, room_id: int, message_id: int, frame: str) -> None:
+    """Send a streaming reply's delta (chat.deltas) to every tab in the room: one frame
+    for every language. A slow tab's waiting deltas for the reply are merged."""
+    event = {"type": "chat.delta", "frame": frame, "key": f"message-{message_id}"}
+    await get_channel_layer().group_send(room_group(room_id), event)
+
+
 def message_key(message: Message) -> str:
     return f"message-{message.pk}"
 
@@ -54,11 +62,37 @@ def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
     )
 
 
+def room_version_bump(*, room_id: int, message_ids: list[int], reset: bool = False) -> int:
+    """Count a change to these messages (or, with `reset`, the clearing of the room's
+    history) in the room's version, and return it. In the caller's transaction: the
+    room's row stays locked until it commits, so versions commit in order."""
+    with transaction.atomic():
+        Room.objects.filter(pk=room_id).update(version=F("version") + 1)
+        version = Room.objects.filter(pk=room_id).values_list("version", flat=True).first() or 0
+        if reset:
+            Room.objects.filter(pk=room_id).update(reset_version=version)
+        Message.objects.filter(pk__in=message_ids).update(version=version)
+    return version
+
+
 def message_broadcast_on_commit(*messages: Message) -> None:
-    """Send these messages to their room's tabs once the transaction has committed."""
+    """Send these messages to their room's tabs once the transaction has committed,
+    each marked with the room's version of this change."""
+    version = room_version_bump(
+        room_id=messages[0].room_id, message_ids=[message.pk for message in messages]
+    )
+    for message in messages:
+        message.version = version
     html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
     transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))
+
+
+def room_reset_broadcast_on_commit(*, room: Room) -> None:
+    """Tell the room's tabs its history was cleared, once the transaction has committed."""
+    room.version = room_version_bump(room_id=room.pk, message_ids=[], reset=True)
+    html = rendering.in_every_language(rendering.room_reset, room=room)
+    transaction.on_commit(partial(room_send_sync, room_id=room.pk, html=html))
 
 
 def user_group(user_id: int) -> str:

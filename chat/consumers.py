@@ -2,11 +2,13 @@
 
 Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}.
 A frame with an "action" is a control frame:
-- "sync" (with "after", a message id) asks for what the page has not seen;
+- "sync" (with "since", the room version the page holds) asks for what changed
+  since: new and changed messages, and the room's version now (Room.version);
   static/chat/chat.js sends it whenever the socket opens, and when told the
   server's Redis feed was restored. With "message" and "seq" instead, it asks
-  for one message, sent only if the server has a newer version: the page sends
-  it when it sees a gap in a message's seq, or a streaming message fall silent;
+  for one message, sent whole only if the server has a newer version: the page
+  sends it when a delta does not follow what it shows, or a streaming message
+  falls silent;
 - "stop" (with "message", a reply's id) ends a streaming reply for everyone;
 - "regenerate" answers the last message again (also the retry after an error);
 - "edit" (with "message", the room's last user message, and "content") changes
@@ -34,6 +36,7 @@ from django.utils.translation import ngettext
 
 from chat import (
     connections,
+    deltas,
     lifecycle,
     metrics,
     presence,
@@ -181,6 +184,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # fanning a reply out (docs/benchmark.md).
         if message["type"] in FORWARDED_EVENTS:
             await self.chat_message(message)
+        elif message["type"] == "chat.delta":
+            await self.chat_delta(message)
         else:
             await super().dispatch(message)
 
@@ -192,6 +197,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         html = event.get("translations", {}).get(self.language, event["html"])
         await self.outbox.put(html, key=event.get("key"))
+
+    async def chat_delta(self, event: dict[str, Any]) -> None:
+        """A streaming reply's delta: the same frame for every language (chat.deltas)."""
+        await self.outbox.put(event["frame"], key=("delta", event["key"]), merge=deltas.merge)
 
     async def layer_down(self, event: dict[str, Any]) -> None:
         """This process lost Redis (chat.layers): the page shows it is offline and retries."""
@@ -355,25 +364,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _catch_up(self, frame: dict[str, Any]) -> None:
         if "message" in frame:
             message_id, seq = _as_id(frame["message"]), _as_id(frame.get("seq"), allow_zero=True)
-            after = None
+            since = None
         else:
             message_id, seq = None, None
-            after = _as_id(frame.get("after"), allow_zero=True)
-        if after is None and (message_id is None or seq is None):
+            since = _as_id(frame.get("since"), allow_zero=True)
+        if since is None and (message_id is None or seq is None):
             await self._refuse(_("Could not catch up: the sync frame was malformed."))
             return
         # Past the throttle, a sync is dropped: the page asks again while it still lacks something.
         if not self.syncs.take():
             metrics.SYNCS_DROPPED.inc()
             return
-        if after is not None:
-            messages = await database_sync_to_async(selectors.room_messages_after)(
-                room=self.room, after=after
+        if since is not None:
+            changes = await database_sync_to_async(selectors.room_changes)(
+                room=self.room, since=since
             )
-        else:
-            messages = await database_sync_to_async(selectors.room_message_newer)(
-                room=self.room, pk=message_id, seq=seq
-            )
+            await self.send(text_data=rendering.room_changes(room=self.room, changes=changes))
+            return
+        messages = await database_sync_to_async(selectors.room_message_newer)(
+            room=self.room, pk=message_id, seq=seq
+        )
         if messages:
             await self.send(text_data=rendering.message_oob(*messages))
 

@@ -18,7 +18,9 @@ Its in-process inboxes are unbounded: a process that falls behind would queue
 every version of every message for every tab. Here a room event that names its
 message ("key", chat.broadcast) replaces the one still waiting for that message
 in a channel's inbox, so a consumer that is behind skips to the newest version
-(each carries the whole message) and holds at most one event per message.
+(each carries the whole message); a streaming reply's delta is merged into the
+one waiting (chat.deltas), so no block is dropped. A channel holds at most one
+event of each kind per message.
 
 Publishing, subscribing and fan-out stay the library's own (channels-redis 4.x;
 see tests/test_layers.py).
@@ -34,7 +36,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat import metrics
+from chat import deltas, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ class _WatchedShard(pubsub.RedisSingleShardConnection):
 
 
 class _NewestQueue(asyncio.Queue[bytes]):
-    """A channel's inbox in which an event for a message replaces the one waiting for it."""
+    """A channel's inbox in which an event for a message replaces the one waiting for it,
+    and a streaming reply's delta is merged into the one waiting for it."""
 
     def __init__(self, layer: "_WatchedLoopLayer") -> None:
         super().__init__()
@@ -102,13 +105,13 @@ class _NewestQueue(asyncio.Queue[bytes]):
 
     def _init(self, maxsize: int) -> None:
         # Boxes, so that an event can be swapped in place, keeping its turn.
-        self._queue: collections.deque[tuple[str | None, list[bytes]]] = collections.deque()
-        self._waiting: dict[str, list[bytes]] = {}
+        self._queue: collections.deque[tuple[object, list[bytes]]] = collections.deque()
+        self._waiting: dict[object, list[bytes]] = {}
 
     def _put(self, item: bytes) -> None:
         key = self._layer.key_of(item)
         if key is not None and (box := self._waiting.get(key)) is not None:
-            box[0] = item
+            box[0] = self._layer.merged(box[0], item) if key[0] == "chat.delta" else item
             metrics.VERSIONS_SKIPPED.inc()
             return
         box = [item]
@@ -129,19 +132,26 @@ class _WatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
         self._shards = [
             _WatchedShard(host, self) for host in pubsub.decode_hosts(kwargs.get("hosts"))
         ]
-        self._last: tuple[bytes | None, str | None] = (None, None)
+        self._last: tuple[bytes | None, tuple[str, str] | None] = (None, None)
 
     async def _subscribe_to_channel(self, channel: str) -> None:
         self.channels[channel] = _NewestQueue(self)
         await self._get_shard(channel).subscribe(channel)
 
-    def key_of(self, data: bytes) -> str | None:
-        """The message an event carries. A group message reaches each channel of the
-        process as the same bytes object, so it is decoded once for all of them."""
+    def key_of(self, data: bytes) -> tuple[str, str] | None:
+        """The kind of event and the message it carries. A group message reaches each
+        channel of the process as the same bytes object, so it is decoded once for all."""
         if data is not self._last[0]:
             event = self.channel_layer.deserialize(data)
-            self._last = (data, event.get("key") if isinstance(event, dict) else None)
+            key = event.get("key") if isinstance(event, dict) else None
+            self._last = (data, (event["type"], key) if key is not None else None)
         return self._last[1]
+
+    def merged(self, waiting: bytes, newer: bytes) -> bytes:
+        """Two deltas of a reply as one (chat.deltas.merge): only a slow channel pays this."""
+        event = self.channel_layer.deserialize(waiting)
+        frame = deltas.merge(event["frame"], self.channel_layer.deserialize(newer)["frame"])
+        return self.channel_layer.serialize(event | {"frame": frame})
 
     def tell_every_channel(self, event: dict[str, Any]) -> None:
         data = self.channel_layer.serialize(event)

@@ -5,10 +5,11 @@ HTML is off in the parser, and nh3 cleans the result against an allow-list
 anyway, so no script, event handler, javascript: URL or remote image reaches
 the page whatever the model writes.
 
-A streaming reply is rendered again on every broadcast (up to ~25 times a
-second per room), so the parser, formatter and sanitizer are built once here.
+The parser, formatter and sanitizer are built once here. A streaming reply
+is rendered block by block (chat.mdblocks), with the helpers at the end.
 """
 
+import re
 from functools import lru_cache
 
 import nh3
@@ -74,9 +75,34 @@ _cleaner = nh3.Cleaner(
 )
 
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
 # A fragment rendered in several languages (rendering.in_every_language) holds
 # the same body in each, so it is converted once.
 @lru_cache(maxsize=16)
 def render(text: str) -> str:
     """Safe HTML for a model's Markdown `text`."""
     return _cleaner.clean(_parser.render(text))
+
+
+def render_part(text: str) -> tuple[str, bool]:
+    """`render(text)` uncached (a streaming tail changes on every update), and whether
+    `text` defines a link reference, which can change how links elsewhere render."""
+    env: dict = {}
+    tokens = _parser.parse(text, env)
+    html = _parser.renderer.render(tokens, _parser.options, env)
+    return _cleaner.clean(html), bool(env.get("references"))
+
+
+def block_starts(text: str) -> list[int] | None:
+    """Where each top-level block of `text` starts, as offsets into it (the first is
+    0); None if `text` defines a link reference."""
+    env: dict = {}
+    tokens = _parser.parse(text, env)
+    if env.get("references"):
+        return None
+    # markdown-it's own line breaks (str.splitlines knows more).
+    lines = [0, *(found.end() for found in _LINE_BREAK.finditer(text))]
+    firsts = [t.map[0] for t in tokens if t.level == 0 and t.map and t.nesting >= 0]
+    return [0, *(lines[first] for first in firsts[1:])]

@@ -61,6 +61,13 @@ class Room(TimestampedModel):
         _("the AI answers"), max_length=10, choices=AiAnswers.choices, default=AiAnswers.EVERY
     )
 
+    # Counts the changes to the room's messages its tabs are told of; each message
+    # keeps the count of its last change, so a reconnecting tab asks for what
+    # changed since the count it has seen (chat.broadcast, selectors.room_changes).
+    version = models.PositiveBigIntegerField(default=0, editable=False)
+    # The count at which its history was last cleared.
+    reset_version = models.PositiveBigIntegerField(default=0, editable=False)
+
     class Meta:
         ordering = ["-pk"]
 
@@ -98,6 +105,8 @@ class Message(TimestampedModel):
     error = models.TextField(blank=True, help_text=_("Why the reply failed, shown in the room."))
     # Bumped by every broadcast update; pages drop updates older than what they show.
     seq = models.PositiveIntegerField(default=0)
+    # The room's version at this message's last change (Room.version).
+    version = models.PositiveBigIntegerField(default=0, editable=False)
     # Documents a reply was grounded on, shown under it: [{"title", "number", "url"}].
     sources = models.JSONField(default=list, blank=True)
     # A reply's model and token counts as the server reported them; None is unknown.
@@ -110,6 +119,7 @@ class Message(TimestampedModel):
 
     class Meta:
         ordering = ["pk"]
+        indexes = [models.Index(fields=["room", "version"], name="message_room_version")]
         constraints = [
             # Turn-taking: a room generates one reply at a time, across processes.
             models.UniqueConstraint(

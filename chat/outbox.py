@@ -8,7 +8,8 @@ has drained (resumeProducing); the outbox registers itself as the socket's
 producer and, while paused, keeps the frames instead of writing them:
 
 - a frame for a message replaces that message's waiting one (each carries the
-  whole message, so skipping versions loses nothing) and keeps its place;
+  whole message, so skipping versions loses nothing) and keeps its place; a
+  streaming reply's delta is merged into its waiting one instead;
 - other frames (the composer, notices) wait in order;
 - past `limit` waiting frames the socket is closed with 1013, which the page
   retries and then catches up on, like any reconnect.
@@ -78,9 +79,12 @@ class Outbox:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def put(self, text: str, key: object | None = None) -> None:
+    async def put(
+        self, text: str, key: object | None = None, merge: Callable[[str, str], str] | None = None
+    ) -> None:
         """Send `text` now, or keep it while the client is behind. `key` names the message
-        it carries: a newer frame with the same key replaces the waiting one."""
+        it carries: a newer frame with the same key replaces the waiting one, or with
+        `merge` is merged into it (a reply's deltas, chat.deltas)."""
         if self._closed:
             return
         if not self._paused and not self._waiting:
@@ -88,8 +92,10 @@ class Outbox:
             return
         if key is None:
             key = object()
-        elif key in self._waiting:
+        elif (waiting := self._waiting.get(key)) is not None:
             metrics.VERSIONS_SKIPPED.inc()
+            if merge is not None:
+                text = merge(waiting, text)
         self._waiting[key] = text
         if len(self._waiting) > self._limit:
             metrics.SLOW_TABS_CLOSED.inc()

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy
 
 from chat.forms import MessageForm
 from chat.models import Message, Room
+from chat.selectors import RoomChanges
+from chat.usage import RoomUsage
 
 ROOM_TEMPLATE = "chat/room_detail.html"
 
@@ -94,6 +96,19 @@ def in_every_language(render: Callable[..., str], /, *args: Any, **kwargs: Any) 
 def message_oob(*messages: Message) -> str:
     """Messages to upsert into the page's list (static/chat/chat.js keeps the newest seq)."""
     return render_to_string(f"{ROOM_TEMPLATE}#messages_oob", {"messages": messages})
+
+
+def room_usage_oob(*, room: Room, room_usage: RoomUsage) -> str:
+    """The room's token total, sent with a reply's final state (chat.replies)."""
+    return render_to_string(
+        f"{ROOM_TEMPLATE}#room_usage", {"room": room, "room_usage": room_usage, "oob": True}
+    )
+
+
+def room_changes(*, room: Room, changes: RoomChanges) -> str:
+    """A reconnecting page's catch-up (selectors.room_changes), with the room's version."""
+    context = {"room": room, "changes": changes, "messages": changes.messages}
+    return render_to_string(f"{ROOM_TEMPLATE}#room_changes", context)
 
 
 def composer(*, room: Room, form: MessageForm | None = None, error: str = "") -> str:

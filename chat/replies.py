@@ -22,8 +22,16 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import leases, llm, observability, queue, rag, rendering, selectors, shutdown
-from chat.broadcast import message_broadcast_on_commit, message_key, reply_group, room_send
+from chat import leases, llm, observability, queue, rag, rendering, selectors, shutdown, usage
+from chat.broadcast import (
+    delta_send,
+    message_broadcast_on_commit,
+    message_key,
+    reply_group,
+    room_send,
+    room_version_bump,
+)
+from chat.deltas import DeltaStream
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
@@ -259,7 +267,7 @@ class _Coalescer:
     """Runs `flush` at most once per `interval()` seconds while marks keep coming.
 
     The first mark flushes at once; marks during the pause are folded into one
-    flush after it. Each flush sends the whole state, so folding loses nothing.
+    flush after it. Each flush sends what changed since the last, so folding loses nothing.
     """
 
     def __init__(
@@ -293,14 +301,33 @@ class _Coalescer:
 
 
 class _ReplyStream:
-    """A growing reply: broadcast (rendered once for every tab) and saved as it grows."""
+    """A growing reply: sent to every tab as deltas (chat.deltas), saved as it grows,
+    and sent whole in its final state."""
 
     def __init__(self, *, room: Room, reply: Message) -> None:
         self.room, self.reply = room, reply
+        self.deltas = DeltaStream(message_id=reply.pk)
+        # The text and seq tabs were last sent. Saves store this pair, so a page
+        # loaded from the database can take up the deltas that follow it.
+        self.sent = (reply.content, reply.seq)
 
     async def publish(self) -> None:
         self.reply.seq += 1
-        await self._broadcast()
+        self.sent = (self.reply.content, self.reply.seq)
+        found = self.deltas.next(text=self.reply.content, seq=self.reply.seq)
+        if found is None:
+            await self._broadcast()
+            return
+        delta, finished = found
+        if finished:
+            # Saved before sent: a page loaded from the database then holds every
+            # block a later delta builds on.
+            await self._save()
+        try:
+            await delta_send(room_id=self.room.pk, message_id=self.reply.pk, frame=delta)
+        except Exception:
+            # Tabs miss this delta, not the reply: they repair from the database.
+            logger.warning("delta of reply %s failed", self.reply.pk, exc_info=True)
 
     async def keep_saving(self) -> None:
         """Save the text so far every CHAT_SAVE_INTERVAL, as long as the row is ours.
@@ -315,15 +342,29 @@ class _ReplyStream:
 
     async def finish(self) -> None:
         self.reply.seq += 1
-        if await self._save(final=True):
-            await self._broadcast()
+        if await database_sync_to_async(self._save_final)():
+            await self._broadcast(final=True)
 
-    async def _save(self, *, final: bool = False) -> bool:
-        fields = {
-            "content": self.reply.content,
-            "seq": self.reply.seq,
-            "updated_at": timezone.now(),
-        }
+    def _save_final(self) -> bool:
+        # The final state counts as a change to the room (Room.version): a tab
+        # that was away when it came finds it on catching up.
+        with transaction.atomic():
+            if not self._mine().update(**self._fields(final=True)):
+                return False
+            self.reply.version = room_version_bump(
+                room_id=self.room.pk, message_ids=[self.reply.pk]
+            )
+        return True
+
+    async def _save(self) -> bool:
+        return bool(await self._mine().aupdate(**self._fields()))
+
+    def _mine(self) -> QuerySet[Message]:
+        return Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING)
+
+    def _fields(self, *, final: bool = False) -> dict[str, object]:
+        content, seq = (self.reply.content, self.reply.seq) if final else self.sent
+        fields: dict[str, object] = {"content": content, "seq": seq, "updated_at": timezone.now()}
         if final:
             fields |= {
                 "status": self.reply.status,
@@ -332,20 +373,20 @@ class _ReplyStream:
                 "prompt_tokens": self.reply.prompt_tokens,
                 "completion_tokens": self.reply.completion_tokens,
             }
-        return bool(
-            await Message.objects.filter(pk=self.reply.pk, status=Message.Status.STREAMING).aupdate(
-                **fields
-            )
-        )
+        return fields
 
-    async def _broadcast(self) -> None:
+    async def _broadcast(self, *, final: bool = False) -> None:
         try:
-            await room_send(
-                room_id=self.room.pk,
-                html=rendering.messages_in_every_language(self.reply),
-                key=message_key(self.reply),
-            )
+            html = rendering.messages_in_every_language(self.reply)
+            if final:
+                # The room's token total, once for every tab, with the reply's final state.
+                room_usage = await database_sync_to_async(usage.room_usage)(room=self.room)
+                totals = rendering.in_every_language(
+                    rendering.room_usage_oob, room=self.room, room_usage=room_usage
+                )
+                html = {code: fragment + totals[code] for code, fragment in html.items()}
+            await room_send(room_id=self.room.pk, html=html, key=message_key(self.reply))
         except Exception:
-            # Tabs miss this update, not the reply: the next update carries
-            # the whole text, the database has it, and pages catch up on reconnect.
+            # Tabs miss this update, not the reply: the database has it, and
+            # pages ask for it (a streaming message fallen silent) or catch up on reconnect.
             logger.warning("broadcast of reply %s failed", self.reply.pk, exc_info=True)

@@ -150,13 +150,34 @@ def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:
     return turns
 
 
-# A page that was away for longer catches up by reloading.
+# At most this many changed messages, the newest, are sent to a page catching up.
 SYNC_LIMIT = 200
 
 
-def room_messages_after(*, room: Room, after: int) -> list[Message]:
-    """What a reconnecting page missed: messages after `after`, oldest first."""
-    return list(room_messages(room=room).filter(pk__gt=after)[:SYNC_LIMIT])
+@dataclass(frozen=True)
+class RoomChanges:
+    version: int  # the room's version these bring a page up to
+    reset: bool  # its history was cleared since: the page shows `messages` only
+    messages: list[Message]  # oldest first
+
+
+def room_changes(*, room: Room, since: int) -> RoomChanges:
+    """What a reconnecting page missed since it saw the room at version `since`: new
+    messages and changed ones (edited, regenerated, continued, finished), and any
+    reply still streaming. After a reset, the room's newest messages."""
+    # Read first: every change up to this version has committed (chat.broadcast).
+    version, reset_version = Room.objects.filter(pk=room.pk).values_list(
+        "version", "reset_version"
+    ).first() or (0, 0)
+    if reset_version > since:
+        page = room_messages_page(room=room)
+        return RoomChanges(version=version, reset=True, messages=page.messages)
+    # A page at 0 has seen nothing, even messages no change was counted for.
+    changed = room_messages(room=room)
+    if since:
+        changed = changed.filter(Q(version__gt=since) | Q(status=Message.Status.STREAMING))
+    newest = list(changed.order_by("-pk")[:SYNC_LIMIT])
+    return RoomChanges(version=version, reset=False, messages=newest[::-1])
 
 
 def room_message_newer(*, room: Room, pk: int, seq: int) -> list[Message]:

@@ -17,13 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from chat import leases, queue, ratelimit, rendering, replies, roomlist, shutdown
+from chat import leases, queue, ratelimit, replies, roomlist, shutdown
 from chat.broadcast import (
     message_broadcast_on_commit,
     reply_group,
     room_group,
     room_member_removed_sync,
-    room_send_sync,
+    room_reset_broadcast_on_commit,
 )
 from chat.models import Message, Room, RoomRead
 
@@ -130,13 +130,7 @@ def room_update(
         if prompt_changed:
             # The old answers were given under other instructions.
             room.messages.all().delete()
-            transaction.on_commit(
-                partial(
-                    room_send_sync,
-                    room_id=room.pk,
-                    html=rendering.in_every_language(rendering.room_reset, room=room),
-                )
-            )
+            room_reset_broadcast_on_commit(room=room)
             # Its waiting questions went with it.
             queue.queue_broadcast_on_commit(room_id=room.pk)
     return room

@@ -12,7 +12,6 @@ urlpatterns = [
     path("<int:pk>/leave/", views.room_leave, name="room_leave"),
     path("<int:pk>/delete/", views.room_delete, name="room_delete"),
     path("<int:pk>/messages/", views.room_messages_earlier, name="room_messages_earlier"),
-    path("<int:pk>/usage/", views.room_usage, name="room_usage"),
     path("<int:pk>/export/", views.room_export, name="room_export"),
     path("search/", views.message_search, name="search"),
     path("<int:pk>/members/", views.room_member_add, name="room_member_add"),

@@ -64,14 +64,6 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def room_usage(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The room's token total, refreshed in the header whenever a reply finishes."""
-    room = _room_or_404(request, pk)
-    context = {"room": room, "room_usage": usage.room_usage(room=room)}
-    return render(request, "chat/room_detail.html#room_usage", context)
-
-
-@require_GET
 def room_export(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The whole room as a download: ?format=md or ?format=json."""
     room = _room_or_404(request, pk)

@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from tests.servers import DaphneServer, migrate
+from tests.wsutil import page_of
 
 
 class Stack:
@@ -133,13 +134,16 @@ async def open_socket(
 async def frames_until(
     ws: aiohttp.ClientWebSocketResponse, done: Callable[[str], bool], within: float = 15
 ) -> list[str]:
-    """Collect text frames until `done(frame)`; fail on a close or after `within` seconds."""
+    """Collect text frames until `done(frame)`; fail on a close or after `within` seconds.
+    A delta is collected as the article it leaves on the page (wsutil.Page)."""
     frames: list[str] = []
+    page = page_of(ws)
     async with asyncio.timeout(within):
         async for message in ws:
             assert message.type == aiohttp.WSMsgType.TEXT, message
-            frames.append(message.data)
-            if done(message.data):
+            frame = page.feed(message.data)
+            frames.append(frame)
+            if done(frame):
                 return frames
     raise AssertionError(f"socket closed ({ws.close_code}) after {len(frames)} frames")
 

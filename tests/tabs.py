@@ -9,7 +9,7 @@ import aiohttp
 
 from tests.live import Stack, open_socket
 from tests.servers import DaphneServer
-from tests.wsutil import Shown, messages_in
+from tests.wsutil import Page, Shown, messages_in
 
 
 def action(name: str, **fields: object) -> str:
@@ -21,13 +21,14 @@ class Recorder:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws, self.updates, self.changed = ws, [], asyncio.Event()
+        self.page = Page()
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for message in self.ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 now = time.monotonic()
-                shown = messages_in(message.data)
+                shown = messages_in(self.page.feed(message.data))
                 self.updates += [(now, m) for m in shown if m.role == "assistant"]
                 self.changed.set()
 
@@ -56,6 +57,7 @@ class Tab:
 
     def __init__(self, session: aiohttp.ClientSession, stack: Stack, room_id: int) -> None:
         self.session, self.stack, self.room_id = session, stack, room_id
+        self.page = Page()
         self.shown: dict[int, Shown] = {}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.task: asyncio.Task[None] | None = None
@@ -68,24 +70,17 @@ class Tab:
     def close(self) -> None:
         self.task.cancel()
 
-    def sync_point(self) -> int:
-        streaming = [pk for pk, m in self.shown.items() if m.status == "streaming"]
-        if streaming:
-            return min(streaming) - 1
-        return max(self.shown, default=0)
-
     async def _connect(self, server: DaphneServer) -> None:
         self.ws = await open_socket(self.session, server, self.room_id)
-        await self.ws.send_str(action("sync", after=self.sync_point()))
+        # Everything the room has: what chat.js asks for when it holds version 0.
+        await self.ws.send_str(action("sync", since=0))
 
     async def _run(self) -> None:
         while True:
             async for message in self.ws:
                 if message.type == aiohttp.WSMsgType.TEXT:
-                    for shown in messages_in(message.data):
-                        current = self.shown.get(shown.pk)
-                        if current is None or shown.seq > current.seq:
-                            self.shown[shown.pk] = shown
+                    self.page.feed(message.data)
+                    self.shown = self.page.shown
             await self._reconnect()
 
     async def _reconnect(self) -> None:

@@ -32,7 +32,7 @@ frames = st.one_of(
     ).map(json.dumps),
     st.fixed_dictionaries(
         {"action": st.sampled_from(["sync", "stop", "regenerate", "", "SYNC"])},
-        optional={"after": json_values, "message": json_values},
+        optional={"since": json_values, "message": json_values},
     ).map(json.dumps),
     st.just("x" * 70_000),
 )

@@ -9,12 +9,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 from prometheus_client import REGISTRY
 
-from chat import services
+from chat import broadcast, services
 from chat.models import Message
 from config.asgi import application
 from tests.conftest import ORIGIN, replies_finished, session_cookie
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import messages_in, receive_until, reply_finished, room_version_in
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -119,7 +119,7 @@ async def test_nothing_is_lost_at_200_tokens_per_second(room, connect, model):
         ('["a", "list"]', "That frame was not a JSON object"),
         (json.dumps({"HEADERS": {}}), "That frame had no message content"),
         (json.dumps({"action": "dance"}), "Unknown action."),
-        (json.dumps({"action": "sync", "after": "x"}), "the sync frame was malformed"),
+        (json.dumps({"action": "sync", "since": "x"}), "the sync frame was malformed"),
         ("x" * 70_000, "That frame was too large"),
     ],
 )
@@ -158,16 +158,20 @@ async def test_a_message_while_the_room_is_replying_waits_its_turn(room, connect
     assert [r[2] for r in await rows(room)] == ["first", "slow " * 30, "second", "Second answer."]
 
 
-async def test_catch_up_sends_what_the_page_missed(room, connect, message_factory):
+async def test_catch_up_sends_what_changed_since_the_pages_version(room, connect, message_factory):
     old = await sync_to_async(message_factory)(room, "seen already")
     missed = await sync_to_async(message_factory)(room, "missed while offline")
+    for message in (old, missed):
+        await sync_to_async(broadcast.room_version_bump)(room_id=room.pk, message_ids=[message.pk])
     tab = await connect(f"/ws/chat/{room.pk}/")
-    await tab.send_to(text_data=json.dumps({"action": "sync", "after": old.pk}))
-    shown = messages_in(await tab.receive_from())
-    assert [(m.pk, m.text) for m in shown] == [(missed.pk, "missed while offline")]
-    # Nothing new: nothing is sent.
-    await tab.send_to(text_data=json.dumps({"action": "sync", "after": missed.pk}))
-    assert await tab.receive_nothing(timeout=0.2)
+    await tab.send_to(text_data=json.dumps({"action": "sync", "since": 1}))
+    frame = await tab.receive_from()
+    assert [(m.pk, m.text) for m in messages_in(frame)] == [(missed.pk, "missed while offline")]
+    assert room_version_in(frame) == 2
+    # Nothing new: only the version.
+    await tab.send_to(text_data=json.dumps({"action": "sync", "since": 2}))
+    frame = await tab.receive_from()
+    assert messages_in(frame) == [] and room_version_in(frame) == 2
 
 
 def sync_one(message_id: int, seq: int) -> str:
@@ -225,7 +229,7 @@ async def test_a_flood_of_sync_requests_is_throttled_per_socket(
     calm = await connect(f"/ws/chat/{room.pk}/")
     dropped_before = REGISTRY.get_sample_value("chat_syncs_dropped_total") or 0
     for _ in range(30):
-        await flooder.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+        await flooder.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
     answered = 0
     while not await flooder.receive_nothing(timeout=0.3):
         await flooder.receive_from()
@@ -234,7 +238,7 @@ async def test_a_flood_of_sync_requests_is_throttled_per_socket(
     dropped = REGISTRY.get_sample_value("chat_syncs_dropped_total") - dropped_before
     assert dropped >= 26, dropped  # 27, unless the bucket refilled one meanwhile
     # Another socket's allowance is its own.
-    await calm.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+    await calm.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
     assert [m.text for m in messages_in(await calm.receive_from())] == ["already there"]
 
 

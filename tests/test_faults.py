@@ -27,7 +27,7 @@ from tests.live import (
     stalled_client,
 )
 from tests.servers import RedisServer
-from tests.wsutil import messages_in, reply_finished
+from tests.wsutil import messages_in, reply_finished, room_version_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -160,7 +160,7 @@ async def test_reload_mid_reply_shows_the_text_so_far_then_the_rest(stack, model
         assert on_page.status == "streaming"
         assert len(on_page.text.split()) >= 30 - 40 * LOSS_BOUND
         tab = await open_socket(session, second, room_id)
-        await tab.send_str(json.dumps({"action": "sync", "after": reply_id - 1}))
+        await tab.send_str(json.dumps({"action": "sync", "since": room_version_in(page)}))
         frames = await frames_until(tab, reply_finished)
 
         updates = [m for f in frames for m in messages_in(f) if m.pk == reply_id]
@@ -181,14 +181,15 @@ async def test_reconnect_catches_up_on_what_was_missed(stack, model_server):
         other = await open_socket(session, second, room_id)
         await tab.send_str(send("first"))
         frames = await frames_until(tab, reply_finished)
-        last_seen = max(m.pk for f in frames for m in messages_in(f))
+        # What chat.js holds: the version of the last change it saw.
+        last_seen = max(m.version for f in frames for m in messages_in(f))
         await tab.close()  # the network drops
 
         await other.send_str(send("while you were away"))
         await frames_until(other, lambda f: reply_finished(f) and "while away" in f)
 
         tab = await open_socket(session, second, room_id)
-        await tab.send_str(json.dumps({"action": "sync", "after": last_seen}))
+        await tab.send_str(json.dumps({"action": "sync", "since": last_seen}))
         missed = messages_in(await tab.receive_str(timeout=5))
         assert [(m.role, m.status, m.text) for m in missed] == [
             ("user", "complete", "while you were away"),
@@ -267,7 +268,7 @@ async def test_redis_restart_mid_session(tmp_path, model_server):
                 # The same server process serves new connections and replies, and
                 # the reconnected tab converges to what was saved.
                 tab = await reconnect(session, server, room_id)
-                await tab.send_str(json.dumps({"action": "sync", "after": 0}))
+                await tab.send_str(json.dumps({"action": "sync", "since": 0}))
                 caught_up = messages_in(await tab.receive_str(timeout=5))
                 assert (caught_up[-1].status, caught_up[-1].text) == ("complete", " ".join(WORDS))
                 await tab.send_str(send("still there?"))
@@ -282,7 +283,7 @@ async def reconnect(session, server, room_id, attempts: int = 50):
     for _ in range(attempts):
         try:
             ws = await open_socket(session, server, room_id)
-            await ws.send_str(json.dumps({"action": "sync", "after": 0}))
+            await ws.send_str(json.dumps({"action": "sync", "since": 0}))
             await ws.receive_str(timeout=2)
             return ws
         except (aiohttp.ClientError, TypeError, TimeoutError):
@@ -328,7 +329,7 @@ async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url,
 
             # And it can resume: a new connection catches up on the whole reply.
             tab = await open_socket(session, server, room_id)
-            await tab.send_str(json.dumps({"action": "sync", "after": 0}))
+            await tab.send_str(json.dumps({"action": "sync", "since": 0}))
             caught_up = messages_in(await tab.receive_str(timeout=5))
             assert caught_up[-1].status == "complete"
             assert caught_up[-1].text == " ".join(WORDS[:words])

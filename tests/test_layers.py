@@ -40,7 +40,8 @@ def room(room_factory):
 async def test_a_dropped_subscription_tells_every_tab_to_resync(own_redis, room, connect):
     tabs = [await connect(f"/ws/chat/{room.pk}/") for _ in range(2)]
     for tab in tabs:
-        await tab.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+        await tab.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
+        assert 'id="room-version"' in await tab.receive_from()
         assert await tab.receive_nothing(timeout=0.2)
 
     # Redis stays up: redis-py reconnects and re-subscribes by itself, but what

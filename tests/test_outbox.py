@@ -16,13 +16,16 @@ from tests.live import (
     running_stack,
     stalled_client,
 )
-from tests.wsutil import messages_in, reply_finished
+from tests.wsutil import Page, is_delta, messages_in, reply_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-# Each update carries the whole text, so this reply's updates add up to megabytes.
-CHUNKS = tuple("x" * 99 + " " for _ in range(800))
-TEXT = "".join(CHUNKS).strip()
+# A link reference definition makes a reply go out whole on every update
+# (chat.mdblocks), so this one's updates add up to megabytes.
+CHUNKS = ("[x]: https://ok.example\n\n", *("x" * 99 + " " for _ in range(800)))
+TEXT = "".join(CHUNKS[1:]).strip()
+# Paragraphs: deltas, each block sent once.
+PARAGRAPHS = tuple(f"{i:04} " + "y" * 94 + "\n\n" for i in range(3000))
 
 
 def read_frames(sock: socket.socket, within: float = 10) -> tuple[int, list[str]]:
@@ -51,6 +54,40 @@ def read_frames(sock: socket.socket, within: float = 10) -> tuple[int, list[str]
             frames.append(data[at : at + length].decode())
         at += length
     return len(data), frames
+
+
+async def test_a_stalled_tab_gets_a_replys_deltas_merged_with_nothing_lost(
+    tmp_path, redis_url, model_server: FakeOpenAI
+):
+    model_server.queue(Reply(chunks=PARAGRAPHS, tokens_per_second=1000))
+    with running_stack(
+        tmp_path, redis_url=redis_url, model_url=model_server.base_url, processes=1
+    ) as stack:
+        (server,) = stack.servers
+        async with browser_session() as session:
+            room_id = await create_room(session, server, "Stalled")
+            jar = session.cookie_jar.filter_cookies(URL(server.http_url))
+            stalled = stalled_client(
+                server, room_id, "; ".join(f"{k}={v.value}" for k, v in jar.items())
+            )
+            tab = await open_socket(session, server, room_id)
+            await tab.send_str('{"content": "a long one"}')
+            frames = await frames_until(tab, reply_finished, within=60)
+            await asyncio.sleep(0.5)
+            _buffered, stalled_frames = await asyncio.to_thread(read_frames, stalled)
+            stalled.close()
+
+    deltas, waited = [f for f in frames if is_delta(f)], [f for f in stalled_frames if is_delta(f)]
+    # What waited past the buffers was merged.
+    assert len(waited) < len(deltas), (len(waited), len(deltas))
+    # Each delta the stalled tab got, merged or not, follows the one before it: its
+    # page shows every version it was sent, and ends with the whole reply.
+    page = Page()
+    for frame in stalled_frames:
+        assert page.feed(frame), frame[:300]
+    (reply,) = [m for m in page.shown.values() if m.role == "assistant"]
+    assert reply.status == "complete"
+    assert reply.text == "".join(PARAGRAPHS).strip().replace("\n\n", "\n")
 
 
 async def test_a_stalled_tab_gets_only_the_newest_version_and_buffers_stay_small(

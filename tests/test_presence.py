@@ -116,7 +116,7 @@ async def test_a_message_arriving_is_from_its_author(room, connect):
     # The page clears "is typing" when its author's message arrives (static/chat/presence.js).
     tab = await connect(f"/ws/chat/{room.pk}/")
     await sync_to_async(room.messages.create)(role="user", author=room.owner, content="x")
-    await tab.send_to(text_data=json.dumps({"action": "sync", "after": 0}))
+    await tab.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
     frames = await receive_until(tab, lambda f: "message-" in f)
     assert f'data-author="{room.owner_id}"' in frames[-1]
 

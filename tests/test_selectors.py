@@ -1,6 +1,6 @@
 import pytest
 
-from chat import selectors
+from chat import broadcast, selectors
 from chat.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -30,11 +30,15 @@ def test_history_without_a_prompt_has_no_system_turn(room_factory, message_facto
     assert selectors.room_history(room=room, before=reply) == [{"role": "user", "content": "hi"}]
 
 
-def test_messages_after_a_point_are_oldest_first(room_factory, message_factory):
+def test_changes_since_a_room_version_are_oldest_first(room_factory, message_factory):
     room = room_factory()
     first, second, third = (message_factory(room, f"m{i}") for i in range(3))
     message_factory(room_factory(), "another room")
-    assert selectors.room_messages_after(room=room, after=first.pk) == [second, third]
+    for message in (third, first, second):
+        broadcast.room_version_bump(room_id=room.pk, message_ids=[message.pk])
+    changes = selectors.room_changes(room=room, since=1)
+    assert (changes.version, changes.reset, changes.messages) == (3, False, [first, second])
+    assert selectors.room_changes(room=room, since=0).messages == [first, second, third]
 
 
 def test_in_a_shared_room_each_user_turn_names_its_author_inside_delimiters(

@@ -12,7 +12,7 @@ from chat.broadcast import room_group
 from chat.models import Message, Room
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in
+from tests.wsutil import Page, messages_in
 
 
 async def listen(room_id: int) -> str:
@@ -23,10 +23,11 @@ async def listen(room_id: int) -> str:
     return channel
 
 
-async def next_html(channel: str) -> str:
+async def next_frame(channel: str) -> str:
+    """A room event's frame: a fragment, or a streaming reply's delta."""
     event = await asyncio.wait_for(get_channel_layer().receive(channel), 5)
-    assert event["type"] == "chat.message"
-    return event["html"]
+    assert event["type"] in {"chat.message", "chat.delta"}
+    return event["html"] if event["type"] == "chat.message" else event["frame"]
 
 
 @pytest.mark.django_db
@@ -49,7 +50,7 @@ async def test_prompt_change_clears_history_and_resets_open_tabs(room_factory, m
 
     await sync_to_async(services.room_update)(room=room, name="New name", system_prompt="new")
 
-    html = await next_html(channel)
+    html = await next_frame(channel)
     assert 'id="messages" hx-swap-oob="innerHTML"' in html
     assert "New name" in html and "new" in html
     assert await Message.objects.filter(room=room).acount() == 0
@@ -97,7 +98,7 @@ async def test_a_second_turn_while_replying_is_queued_and_answered_next(room_fac
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, model, settings):
+async def test_updates_are_coalesced_and_the_text_only_grows(room_factory, model, settings):
     settings.CHAT_STREAM_INTERVAL = 0.1
     room = await sync_to_async(room_factory)()
     chunks = tuple(f"w{i} " for i in range(60))
@@ -105,9 +106,10 @@ async def test_updates_are_coalesced_and_carry_the_whole_text(room_factory, mode
     channel = await listen(room.pk)
     await services.message_send(room=room, author=room.owner, content="go")
 
-    updates = []
+    updates, page = [], Page()
     while not updates or updates[-1].status == "streaming":
-        updates += [m for m in messages_in(await next_html(channel)) if m.role == "assistant"]
+        frame = page.feed(await next_frame(channel))
+        updates += [m for m in messages_in(frame) if m.role == "assistant"]
     # 60 tokens in ~0.3 s at one update per 0.1 s: a handful of updates, not 60.
     assert len(updates) < 15
     texts = [u.text for u in updates]
@@ -132,9 +134,10 @@ async def test_replies_streaming_at_once_share_the_process_update_budget(
         await services.message_send(room=room, author=room.owner, content="go")
 
     for channel in channels:
-        updates = []
+        updates, page = [], Page()
         while not updates or updates[-1].status == "streaming":
-            updates += [m for m in messages_in(await next_html(channel)) if m.role == "assistant"]
+            frame = page.feed(await next_frame(channel))
+            updates += [m for m in messages_in(frame) if m.role == "assistant"]
         assert updates[-1].text == "".join(chunks).strip()
         # Each broadcast bumps the seq (a listener that falls behind may skip some).
         broadcasts = updates[-1].seq

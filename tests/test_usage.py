@@ -137,13 +137,14 @@ def test_the_room_page_shows_each_reply_s_tokens_and_the_room_total(client, room
 
 
 @pytest.mark.django_db
-def test_the_room_total_refreshes_as_a_fragment(client, room_factory):
+def test_the_room_total_is_a_fragment_swapped_in_by_id(room_factory):
     room = room_factory()
     reply(room, model="test-model", prompt_tokens=7, completion_tokens=5)
-    response = client.get(f"/chat/{room.pk}/usage/", HTTP_HX_REQUEST="true")
-    html = response.content.decode().strip()
-    assert html.startswith('<p id="room-usage"') and "Room total: 12 tokens" in html
+    html = rendering.room_usage_oob(room=room, room_usage=usage.room_usage(room=room)).strip()
+    assert html.startswith('<p id="room-usage" class="room-header__usage" hx-swap-oob="true">')
+    assert "Room total: 12 tokens" in html
     assert "$" not in html, "no price table, no cost"
+    assert "hx-get" not in html, "no tab asks for it"
 
 
 @pytest.mark.django_db

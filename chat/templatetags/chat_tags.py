@@ -4,8 +4,10 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from chat import llm, rendering
+from chat import llm, mdblocks, rendering
 from chat import markdown as chat_markdown
+from chat.mdblocks import Blocks
+from chat.models import Message
 
 register = template.Library()
 
@@ -15,6 +17,17 @@ def markdown(text: str) -> SafeString:
     """A model's Markdown as sanitized HTML (see chat.markdown)."""
     # Safe because nh3 cleaned it against an allow-list.
     return mark_safe(chat_markdown.render(text))
+
+
+@register.filter
+def stream_parts(message: Message) -> Blocks | None:
+    """A streaming reply's finished blocks and tail as safe HTML (chat.mdblocks); None
+    for any other message, which renders whole."""
+    if not message.is_streaming or message.role != Message.Role.ASSISTANT:
+        return None
+    parts = mdblocks.split(message.content)
+    # Safe because nh3 cleaned each part against an allow-list.
+    return Blocks(new=[mark_safe(block) for block in parts.new], tail=mark_safe(parts.tail))
 
 
 def _filled_in(msgid: str) -> re.Pattern[str]:

@@ -1,5 +1,6 @@
 // The room page's behaviour on top of htmx and its ws extension.
-// The server sends whole message fragments; this file keeps them idempotent,
+// The server sends whole message fragments, and a streaming reply's deltas
+// (chat/deltas.py); this file keeps them idempotent, applies the deltas,
 // catches up after (re)connecting, shows the connection state and handles keys.
 (function () {
   "use strict";
@@ -15,6 +16,9 @@
   let socket = null;
   const lastHeard = new Map(); // article id -> when its last version arrived
   const nextAsk = new Map(); // article id -> [earliest next ask, wait after it]
+  // A streaming reply's tail HTML exactly as the server sent it, which a delta
+  // extends; unknown (absent) after a snapshot that already had text.
+  const tails = new Map(); // article id -> tail HTML
 
   const messages = () => document.getElementById("messages");
 
@@ -33,16 +37,22 @@
     if (list) list.setAttribute("aria-busy", String(busy));
   }
 
-  // Where to resume: before the oldest reply still streaming (its final
-  // state is needed), else after the newest message shown.
-  function syncPoint() {
-    const list = messages();
-    if (!list) return 0;
-    const articles = [...list.querySelectorAll("article[data-pk]")];
-    const streaming = articles.filter((a) => a.dataset.status === "streaming");
-    const pks = (streaming.length ? streaming : articles).map((a) => Number(a.dataset.pk));
-    if (!pks.length) return 0;
-    return streaming.length ? Math.min(...pks) - 1 : Math.max(...pks);
+  // The room's version this page is up to date with (Room.version on the server).
+  // Each broadcast change carries the next one; one that arrives early waits in
+  // `ahead` until those before it have come. A catch-up asks for every change
+  // after `version`, and answers with the version it brings the page up to.
+  let version = 0;
+  const ahead = new Set();
+
+  function sawVersion(seen) {
+    if (seen > version) ahead.add(seen);
+    while (ahead.delete(version + 1)) version += 1;
+  }
+
+  function caughtUp(upTo) {
+    version = Math.max(version, upTo);
+    for (const seen of ahead) if (seen <= version) ahead.delete(seen);
+    sawVersion(0);
   }
 
   // Ask the server for one message's state, if it has a newer version than ours;
@@ -70,6 +80,64 @@
     nextAsk.delete(article.id);
   }
 
+  // Screen readers hear each finished block of a reply once, and each message
+  // that arrives whole, from a live region of its own (#messages is not one).
+  function announce(nodes) {
+    const region = document.getElementById("announcer");
+    const text = nodes.map((node) => node.textContent.trim()).filter(Boolean).join(" ");
+    if (!region || !text) return;
+    const line = document.createElement("p");
+    line.textContent = text;
+    region.append(line);
+    while (region.childElementCount > 3) region.firstElementChild.remove();
+  }
+
+  // Other scripts (copy.js, room-tools.js) set up what chat.js puts in, and only that.
+  function added(node) {
+    node.dispatchEvent(new CustomEvent("chat:added", { bubbles: true }));
+  }
+
+  function rememberTail(article) {
+    const tail = article.querySelector(".message__tail");
+    if (tail && !tail.hasChildNodes()) tails.set(article.id, "");
+    else tails.delete(article.id);
+  }
+
+  // A delta applies only if it yields the reply as it was at its seq: the page has
+  // every block before its first, and (unless it sends the tail whole) the tail
+  // it extends. Otherwise the page keeps showing what it has, an older but
+  // consistent text, and asks for the message.
+  function applyDelta(delta) {
+    const article = document.getElementById(`message-${delta.message}`);
+    if (!article || article.dataset.status !== "streaming") return;
+    const held = Number(article.dataset.seq);
+    const count = Number(article.dataset.blocks || 0);
+    const tail = article.querySelector(".message__tail");
+    if (!tail || delta.seq <= held) return;
+    if (delta.start > count || (delta.keep && delta.base !== held)) {
+      askFor(article);
+      return;
+    }
+    const known = tails.get(article.id);
+    if (delta.keep && known === undefined) return; // a whole tail comes within seconds
+    const blocks = [];
+    for (const html of delta.blocks.slice(count - delta.start)) {
+      const template = document.createElement("template");
+      template.innerHTML = html;
+      blocks.push(...template.content.childNodes);
+    }
+    tail.before(...blocks);
+    const html = (delta.keep ? known.slice(0, delta.keep) : "") + delta.tail;
+    tail.innerHTML = html;
+    tails.set(article.id, html);
+    article.dataset.seq = String(delta.seq);
+    article.dataset.blocks = String(Math.max(count, delta.start + delta.blocks.length));
+    heard(article);
+    const elements = blocks.filter((node) => node.nodeType === Node.ELEMENT_NODE);
+    elements.forEach(added);
+    announce(elements);
+  }
+
   // Upsert: a message already on the page is replaced only by a newer seq, so
   // duplicated or reordered updates cannot take the text backwards. A gap in
   // seq means versions were missed; the newest is what counts, but a streaming
@@ -77,24 +145,48 @@
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     const { target, fragment } = event.detail;
     if (target.id !== "messages") return;
+    if (fragment.getAttribute && fragment.getAttribute("hx-swap-oob") === "innerHTML") {
+      // The room's history was cleared: the list starts again with these.
+      for (const article of fragment.querySelectorAll("article[data-pk]")) {
+        heard(article);
+        rememberTail(article);
+      }
+      return;
+    }
+    const versions = [...fragment.querySelectorAll(":scope > article[data-version]")];
+    const changed = Math.max(0, ...versions.map((a) => Number(a.dataset.version)));
     for (const incoming of [...fragment.children]) {
       const current = incoming.id && document.getElementById(incoming.id);
       if (!current) {
-        if (incoming.id) heard(incoming);
+        if (incoming.id) {
+          heard(incoming);
+          rememberTail(incoming);
+          if (incoming.dataset.status !== "streaming") {
+            announce([...incoming.querySelectorAll(":scope > .message__author, :scope > .message__body")]);
+          }
+        }
         continue;
       }
       const seq = Number(incoming.dataset.seq);
       const held = Number(current.dataset.seq);
       if (seq > held) {
         keepControls(current, incoming);
+        if (current.dataset.status === "streaming" && incoming.dataset.status !== "streaming") {
+          // The reply's last words: what its tail showed, now final.
+          const body = incoming.querySelector(".message__body");
+          announce([...body.children].slice(Number(current.dataset.blocks || 0)));
+        }
         current.replaceWith(incoming);
         htmx.process(incoming);
         heard(incoming);
+        rememberTail(incoming);
+        added(incoming);
         if (seq > held + 1 && incoming.dataset.status === "streaming") askFor(incoming);
       } else {
         incoming.remove();
       }
     }
+    sawVersion(changed);
   });
 
   // A streaming message that has fallen silent may have missed its final state.
@@ -107,7 +199,7 @@
   }, 1000);
 
   function catchUp() {
-    if (socket) socket.send(JSON.stringify({ action: "sync", after: syncPoint() }));
+    if (socket) socket.send(JSON.stringify({ action: "sync", since: version }));
   }
 
   document.addEventListener("htmx:wsConnecting", () => setConnection("connecting"));
@@ -152,9 +244,15 @@
 
   window.addEventListener("pagehide", () => { leaving = true; });
 
-  document.addEventListener("htmx:wsBeforeMessage", () => {
+  document.addEventListener("htmx:wsBeforeMessage", (event) => {
     const list = messages();
     if (list) stickToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const message = event.detail.message;
+    if (typeof message !== "string" || !message.startsWith('{"delta"')) return;
+    // Not HTML for htmx to swap: applied here, and no other listener runs for it.
+    event.preventDefault();
+    applyDelta(JSON.parse(message).delta);
+    if (list && stickToBottom) list.scrollTop = list.scrollHeight;
   });
 
   document.addEventListener("htmx:wsAfterMessage", () => {
@@ -167,7 +265,10 @@
   // It replaces #sync-request when broadcasts may have been lost (its Redis
   // feed came back after a drop): catch up then.
   document.addEventListener("htmx:oobAfterSwap", (event) => {
-    if (event.detail.target.id === "sync-request" || event.target.id === "sync-request") catchUp();
+    const swapped = (id) => event.detail.target.id === id || event.target.id === id;
+    if (swapped("sync-request")) catchUp();
+    if (swapped("room-version")) caughtUp(Number(document.getElementById("room-version").dataset.version));
+    if (swapped("room-reset")) sawVersion(Number(document.getElementById("room-reset").dataset.version));
     if (event.detail.target.id === "composer" || event.target.id === "composer") {
       const field = document.querySelector("#composer textarea");
       if (field && document.activeElement === document.body) field.focus();
@@ -185,6 +286,11 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    const held = document.getElementById("room-version");
+    if (held) version = Number(held.dataset.version);
+    for (const article of document.querySelectorAll('#messages article[data-status="streaming"]')) {
+      rememberTail(article);
+    }
     updateBusy();
     const list = messages();
     if (list) list.scrollTop = list.scrollHeight;

@@ -15,7 +15,9 @@
   function addCodeButtons(root) {
     const { copyCode } = labels();
     if (!copyCode) return;
-    for (const pre of root.querySelectorAll(".message__body pre")) {
+    const blocks = [...root.querySelectorAll(".message__body pre")];
+    if (root.matches && root.matches(".message__body pre")) blocks.push(root);
+    for (const pre of blocks) {
       if (pre.parentElement.classList.contains("code")) continue;
       // A wrapper, so the button sits above the code, not over it.
       const wrapper = document.createElement("div");
@@ -67,8 +69,9 @@
     if (button) copy(button);
   });
 
-  // Messages arrive as fragments over the socket and from "Show earlier".
+  // Messages arrive as fragments over the socket and from "Show earlier"; chat.js
+  // says what it put in (a message, or a streaming reply's finished block).
   document.addEventListener("htmx:load", (event) => addCodeButtons(event.detail.elt));
-  document.addEventListener("htmx:wsAfterMessage", () => addCodeButtons(document));
+  document.addEventListener("chat:added", (event) => addCodeButtons(event.target));
   document.addEventListener("DOMContentLoaded", () => addCodeButtons(document));
 })();

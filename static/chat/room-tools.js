@@ -1,6 +1,5 @@
 // The room page's tools beside the chat itself: the Edit control on one's own
-// last message, the token total after each reply, and the message a search
-// result opened.
+// last message, and the message a search result opened.
 (function () {
   "use strict";
 
@@ -21,20 +20,8 @@
     }
   }
 
-  // A reply that stopped streaming has its final token count: refresh the total.
-  let streaming = new Set();
-  const streamingNow = () =>
-    new Set([...document.querySelectorAll('#messages [data-status="streaming"]')].map((a) => a.id));
-
-  document.addEventListener("htmx:wsBeforeMessage", () => { streaming = streamingNow(); });
-  document.addEventListener("htmx:wsAfterMessage", () => {
-    showEdit();
-    const now = streamingNow();
-    if ([...streaming].some((id) => !now.has(id) && document.getElementById(id))) {
-      document.body.dispatchEvent(new CustomEvent("chat:reply-finished"));
-    }
-    streaming = now;
-  });
+  // Whole fragments only: a streaming reply's deltas never change whose message is last.
+  document.addEventListener("htmx:wsAfterMessage", showEdit);
   document.addEventListener("htmx:afterSwap", showEdit);
 
   // Esc closes an open Edit form and puts the focus back on its toggle.

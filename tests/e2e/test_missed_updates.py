@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.pages import last_reply, send
+from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.integration
@@ -95,3 +95,49 @@ def test_a_reply_that_finished_while_the_socket_was_down_shows_its_end(
     )
     expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
     expect(reply.locator(".message__body")).to_have_text(text)
+
+
+def test_a_tab_offline_during_an_edit_and_a_regenerate_shows_both_on_reconnecting(
+    page: Page, room: str, model: FakeOpenAI
+):
+    down = {"now": False}
+    sockets: list[WebSocketRoute] = []
+
+    def cut_off(ws: WebSocketRoute) -> None:
+        if down["now"]:
+            ws.close(code=1012, reason="down")
+            return
+        sockets.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket(ROOM_SOCKET, cut_off)
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    model.queue(Reply("Rome."), Reply("Paris."), Reply("Paris, on the Seine."))
+    send(page, "Capital of Frnace?")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+
+    down["now"] = True
+    sockets[-1].close(code=1012, reason="down")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "offline")
+    # Another tab, live, edits the question and then regenerates the answer.
+    other = open_tab(page.context, page.url)
+    question = other.locator("#messages .message--user").last
+    question.locator(".message__edit summary").click()
+    question.get_by_label("Edited message").fill("Capital of France?")
+    question.get_by_role("button", name="Save and resend").click()
+    expect(last_reply(other).locator(".message__body")).to_have_text("Paris.")
+    other.get_by_role("button", name="Regenerate").click()
+    expect(last_reply(other).locator(".message__body")).to_have_text("Paris, on the Seine.")
+    expect(last_reply(other)).to_have_attribute("data-status", "complete")
+    assert (last_reply(page).locator(".message__body").text_content() or "").strip() == "Rome."
+
+    down["now"] = False
+    expect(page.locator("#connection-state")).to_have_attribute(
+        "data-state", "online", timeout=15_000
+    )
+    expect(page.locator("#messages .message--user .message__body").last).to_have_text(
+        "Capital of France?"
+    )
+    expect(last_reply(page).locator(".message__body")).to_have_text("Paris, on the Seine.")
+    expect(page.locator("#messages article")).to_have_count(2)

@@ -1,0 +1,96 @@
+"""Catching up over the room websocket ("sync"): by room version, so a tab that was away
+finds new messages and changes to the ones it has; and the room's usage with a
+reply's final state."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import services
+from chat.models import Message
+from tests.conftest import replies_finished
+from tests.fakeopenai import Reply
+from tests.wsutil import Page, messages_in, receive_until, reply_finished, room_version_in
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def frame(**fields: object) -> str:
+    return json.dumps({**fields, "HEADERS": {}})
+
+
+@pytest.fixture
+def room(room_factory):
+    return room_factory(name="Room")
+
+
+async def settle(tab) -> int:
+    """The room version the tab holds once the room is quiet (what chat.js keeps)."""
+    await replies_finished()
+    version = room_version_in(await sync_state(tab, since=0))
+    assert version is not None
+    return version
+
+
+async def sync_state(tab, *, since: int) -> str:
+    await tab.send_to(text_data=frame(action="sync", since=since))
+    return await tab.receive_from()
+
+
+async def test_a_tab_away_during_an_edit_and_a_regenerate_finds_both(room, connect, model):
+    model.queue(Reply("Rome."), Reply("Paris."), Reply("Paris, France."))
+    away = await connect(f"/ws/chat/{room.pk}/")
+    await away.send_to(text_data=frame(content="Capital of Italy?"))
+    await receive_until(away, reply_finished)
+    held = await settle(away)
+    question, answer = [m.pk async for m in Message.objects.filter(room=room)]
+    await away.disconnect()
+
+    other = await connect(f"/ws/chat/{room.pk}/")
+    await other.send_to(text_data=frame(action="edit", message=question, content="Of France?"))
+    await receive_until(other, reply_finished)
+    await replies_finished()
+    await other.send_to(text_data=frame(action="regenerate"))
+    await receive_until(other, lambda f: reply_finished(f) and "Paris, France." in f)
+    await replies_finished()
+
+    back = await connect(f"/ws/chat/{room.pk}/")
+    page = Page()
+    caught_up = page.feed(await sync_state(back, since=held))
+    got = {m.pk: (m.status, m.text) for m in messages_in(caught_up)}
+    # The same two messages, both changed: no new id, yet nothing missed.
+    assert got == {question: ("complete", "Of France?"), answer: ("complete", "Paris, France.")}
+    assert room_version_in(caught_up) > held
+
+
+async def test_a_reset_room_is_shown_afresh_on_catching_up(room, connect, model):
+    model.queue(Reply("Old answer."), Reply("New answer."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=frame(content="old question"))
+    await receive_until(tab, reply_finished)
+    held = await settle(tab)
+    await tab.disconnect()
+
+    await sync_to_async(services.room_update)(
+        room=room, name=room.name, system_prompt="A new prompt"
+    )
+    other = await connect(f"/ws/chat/{room.pk}/")
+    await other.send_to(text_data=frame(content="new question"))
+    await receive_until(other, reply_finished)
+    await replies_finished()
+
+    back = await connect(f"/ws/chat/{room.pk}/")
+    caught_up = await sync_state(back, since=held)
+    assert '<div id="messages" hx-swap-oob="innerHTML">' in caught_up
+    assert [m.text for m in messages_in(caught_up)] == ["new question", "New answer."]
+
+
+async def test_the_final_state_carries_the_rooms_usage_once_for_every_tab(room, connect, model):
+    model.queue(Reply("Counted."))
+    tabs = [await connect(f"/ws/chat/{room.pk}/") for _ in range(2)]
+    await tabs[0].send_to(text_data=frame(content="count me"))
+    for tab in tabs:
+        frames = await receive_until(tab, reply_finished)
+        assert '<p id="room-usage"' in frames[-1] and "Room total: " in frames[-1]
+        assert not any('id="room-usage"' in f for f in frames[:-1])
