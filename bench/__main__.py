@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", default="", help="comma-separated scenarios to py-spy the first daphne in"
     )
     parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--ours-only", action="store_true", help="skip the naive design's runs")
     parser.add_argument("--docs", action="store_true", help="write docs/benchmark-*")
     args = parser.parse_args(argv)
     wanted = args.only.split(",")
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in STREAMS
         if name in wanted
         for variant in COMPARED.get(name, (OURS,))
+        if variant is OURS or not args.ours_only
     ]
     stamp = results["started"].replace(":", "")
     out = ROOT / ("docs/benchmark-results.json" if args.docs else f"bench/results/{stamp}.json")
