@@ -276,9 +276,12 @@ if DATABASES["default"]["ENGINE"] == "pyhub.db.backends.sqlite3":
     # rollback journal every commit syncs the disk twice (15 ms a save measured
     # on a busy disk, holding the one database thread); write-ahead logging with
     # NORMAL syncs at checkpoints only, and still survives a killed process.
+    # Its connections are kept: the last one to close checkpoints the log, and
+    # reopening costs the extensions' loading each time.
     DATABASES["default"]["OPTIONS"].setdefault(
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
     )
+    DATABASES["default"].setdefault("CONN_MAX_AGE", None)
 # Shared rooms: presence, typing, the AI's queue.
 # At most this many questions wait for the AI per room; more are refused, unsaved.
 CHAT_QUEUE_LIMIT = env.int("CHAT_QUEUE_LIMIT", default=5)
