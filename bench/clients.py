@@ -6,6 +6,9 @@ PLAN is a JSON ClientPlan. The process prints "ready" once every tab is open,
 waits for one line on stdin, lets each room's sender tab ask its question, and
 writes its CPU time and one TabResult per tab to RESULTS. Parsing is a few regexes per frame, so
 the clients spend their CPU on the sockets rather than on reading HTML.
+
+How far a tab's text has got is the last marker in a frame (bench.replies): it
+works on whole message fragments and on frames that carry only part of one.
 """
 
 import asyncio
@@ -21,12 +24,13 @@ import aiohttp
 
 from tests.wsutil import Page, messages_in
 
-# Our fragments: the assistant's <article> with its seq and status; its text ends in w<i>.
+# Our fragments: the assistant's <article> with its seq and status; a frame with
+# part of a message carries its seq too.
 _ASSISTANT = re.compile(r'message--assistant[^>]*?data-seq="(\d+)"[^>]*?data-status="(\w+)"')
-_LAST_TOKEN = re.compile(r".*\bw(\d+)", re.S)
+_SEQ = re.compile(r'data-seq="(\d+)"')
+_DIGITS = re.compile(r"\d+")
 # The naive design's fragments: one numbered delta each.
 _DELTA = re.compile(r'data-seq="(\d+)" data-done="(\d)">([^<]*)</span>')
-_TOKEN = re.compile(r"w(\d+)")
 
 CONNECTS_AT_ONCE = 50
 CONNECT_WITHIN = 120.0  # seconds to open every tab
@@ -38,8 +42,10 @@ class ClientPlan:
     origin: str
     tabs: list[dict[str, Any]]  # {"url", "room", "sender", "session"}
     reply: str  # the text every tab must end up showing
-    tokens: int
+    tokens: int  # chunks in the reply
     within: float  # seconds a tab may wait for its reply to finish
+    marker: str = "w"  # what a marker starts with: "w" (every chunk) or "zq" (bench.replies)
+    markers: list[int] = field(default_factory=list)  # the chunks that carry a marker
 
 
 @dataclass
@@ -51,6 +57,8 @@ class TabResult:
     duplicated: int = 0  # seqs seen again
     finished: bool = False
     final_ok: bool = False
+    received_bytes: int = 0  # every frame, UTF-8
+    final_bytes: int = 0  # the frame with the final state
     last_seq: int = field(default=-1, repr=False)
 
     def saw(self, seq: int) -> None:
@@ -67,36 +75,66 @@ class TabResult:
             self.shown[i] = at
 
 
-async def _watch_ours(ws: aiohttp.ClientWebSocketResponse, tab: TabResult, reply: str) -> None:
+def _last_marker(text: str, prefix: str) -> int | None:
+    """The number of the last marker in `text`: the furthest chunk it shows."""
+    end = len(text)
+    while (at := text.rfind(prefix, 0, end)) >= 0:
+        end = at
+        if at and text[at - 1].isalnum():
+            continue  # inside a word
+        if digits := _DIGITS.match(text, at + len(prefix)):
+            return int(digits[0])
+    return None
+
+
+def _final_ok(data: str, plan: "ClientPlan") -> bool:
+    shown = [m for m in messages_in(data) if m.role == "assistant"]
+    if not shown:
+        return False
+    if plan.marker == "w":
+        return shown[-1].text == plan.reply
+    # Markdown renders to other text: every marker, in order, stands for it.
+    found = [int(n) for n in re.findall(rf"\b{plan.marker}(\d+)\b", shown[-1].text)]
+    return found == plan.markers
+
+
+async def _watch_ours(
+    ws: aiohttp.ClientWebSocketResponse, tab: TabResult, plan: "ClientPlan"
+) -> None:
     page = Page()  # applies a streaming reply's deltas, as the room page does
     async for message in ws:
-        at, data = time.time(), page.feed(message.data)
+        at, raw = time.time(), message.data
+        data = page.feed(raw)
         tab.frames += 1
-        found = _ASSISTANT.search(data)
+        tab.received_bytes += len(raw.encode())
+        found = _ASSISTANT.search(data) or _SEQ.search(data)
         if found is None:
             continue  # the sender's fresh composer
         tab.saw(int(found[1]))
-        last = _LAST_TOKEN.match(data, found.end(), data.find("</article>", found.end()))
-        if last is not None:
-            tab.show_upto(int(last[1]), at)
-        if found[2] != "streaming":
-            shown = [m for m in messages_in(data) if m.role == "assistant"]
-            tab.finished, tab.final_ok = True, bool(shown) and shown[-1].text == reply
+        if (last := _last_marker(data, plan.marker)) is not None:
+            tab.show_upto(min(last, plan.tokens - 1), at)
+        if found.re is _ASSISTANT and found[2] != "streaming":
+            tab.finished, tab.final_ok = True, _final_ok(data, plan)
+            tab.final_bytes = len(data.encode())
             return
 
 
-async def _watch_naive(ws: aiohttp.ClientWebSocketResponse, tab: TabResult, reply: str) -> None:
+async def _watch_naive(
+    ws: aiohttp.ClientWebSocketResponse, tab: TabResult, plan: "ClientPlan"
+) -> None:
     text = ""
     async for message in ws:
         at = time.time()
         tab.frames += 1
+        tab.received_bytes += len(message.data.encode())
         for seq, done, delta in _DELTA.findall(message.data):
             tab.saw(int(seq))
-            text += unescape(delta)
-            if (token := _TOKEN.search(delta)) and tab.shown[int(token[1])] is None:
-                tab.shown[int(token[1])] = at
+            delta = unescape(delta)
+            text += delta
+            if (last := _last_marker(delta, plan.marker)) is not None:
+                tab.show_upto(min(last, plan.tokens - 1), at)
             if done == "1":
-                tab.finished, tab.final_ok = True, text == reply
+                tab.finished, tab.final_ok = True, text == plan.reply
                 return
 
 
@@ -120,7 +158,7 @@ async def run(plan: ClientPlan) -> tuple[float, list[TabResult]]:
         if plan.design != "idle":
             watch = _watch_naive if plan.design == "naive" else _watch_ours
             watchers = [
-                asyncio.create_task(watch(ws, tab, plan.reply))
+                asyncio.create_task(watch(ws, tab, plan))
                 for ws, tab in zip(sockets, results, strict=True)
             ]
             for ws, tab in zip(sockets, plan.tabs, strict=True):

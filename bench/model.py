@@ -1,4 +1,5 @@
-"""The tests' OpenAI-compatible server, streaming one numbered reply and timing every chunk."""
+"""The tests' OpenAI-compatible server, streaming one reply (bench.replies) and timing
+every chunk."""
 
 import asyncio
 import json
@@ -12,11 +13,6 @@ from tests.fakeopenai import FakeOpenAI, _last_user_content
 # In a shared room the model sees each question after its author's name
 # (chat.selectors.turn_author_split; this process runs without Django).
 _AUTHOR_LINE = re.compile(r'\A\[author: "(?:[^"\\\n]|\\.)*"\]\n')
-
-
-def reply_chunks(tokens: int) -> tuple[str, ...]:
-    """'w0', ' w1', ' w2'...: token i is identifiable in any text that shows it."""
-    return tuple(f"{' ' if i else ''}w{i}" for i in range(tokens))
 
 
 def _sse(payload: object) -> bytes:
@@ -36,16 +32,16 @@ def _chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
 
 
 class RecordingModel(FakeOpenAI):
-    """Answers every chat request with the same numbered reply at a fixed token rate.
+    """Answers every chat request with the same reply at a fixed chunk rate.
 
     `sent[user message][i]` is when chunk i went out (epoch seconds). Each room
     asks with its own text, so the client side can match tokens to send times.
     Chunks follow an absolute schedule, so sleep overshoot does not lower the rate.
     """
 
-    def __init__(self, *, tokens: int, rate: float) -> None:
+    def __init__(self, *, chunks: tuple[str, ...], rate: float) -> None:
         super().__init__()
-        self.chunks, self.rate = reply_chunks(tokens), rate
+        self.chunks, self.rate = chunks, rate
         self.sent: dict[str, list[float]] = {}
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 # The p99 targets, drawn on the plots (S3's is relative: at most S1's).
-TARGET_P99_MS = {"S1": 100, "S2": 150, "S7": 250}
+TARGET_P99_MS = {"S1": 100, "S2": 150, "S7": 250, "S2-words": 150, "S8-en": 100, "S8-ko": 100}
 CAPACITY_TARGET_MS = 250
 
 
@@ -60,16 +60,18 @@ def _legend(run: dict[str, Any]) -> str:
 
 def _title(streams: list[dict[str, Any]], scenario: str) -> str:
     load = next(r["load"] for r in streams if r["scenario"] == scenario)
+    reply = f"{load['tokens']} tokens" if load["reply"] == "numbered" else f"{load['reply']} reply"
     return (
         f"{scenario}: {load['rooms']} room(s) x {load['tabs_per_room']} tabs, "
-        f"{load['tokens']} tokens at {load['rate']:g}/s, {load['servers']} daphne"
+        f"{reply} at {load['rate']:g}/s, {load['servers']} daphne"
     )
 
 
 def table(streams: list[dict[str, Any]]) -> str:
     head = (
         f"{'run':<58} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'lost':>6} {'dup':>4} "
-        f"{'unshown':>8} {'bad':>4} {'frames/s':>9} {'daphne cpu%':>12} {'others%':>8}"
+        f"{'unshown':>8} {'bad':>4} {'frames/s':>9} {'daphne cpu%':>12} {'others%':>8} "
+        f"{'KB/tab':>8} {'final KB':>8} {'cpu% 1st/last third':>20}"
     )
     lines = [head]
     for run in streams:
@@ -84,9 +86,15 @@ def table(streams: list[dict[str, Any]]) -> str:
             f"{latency['p95']!s:>7} {latency['p99']!s:>7} {latency['max']!s:>7} "
             f"{run['updates_lost']:>6} {run['updates_duplicated']:>4} "
             f"{run['tokens_never_shown']:>8} {run['tabs_wrong_text'] + run['tabs_unfinished']:>4} "
-            f"{run['frames_per_second']:>9} {cpu:>12} {others:>8.0f}"
+            f"{run['frames_per_second']:>9} {cpu:>12} {others:>8.0f} "
+            f"{run['bytes_per_tab'] / 1024:>8.1f} {_kb(run['final_fragment_bytes']):>8} "
+            f"{'/'.join(str(c) for c in run['daphne_cpu_thirds']):>20}"
         )
     return "\n".join(lines)
+
+
+def _kb(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1024:.1f}"
 
 
 def plot_capacity(path: Path, sweep: list[dict[str, Any]]) -> None:

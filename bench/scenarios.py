@@ -14,8 +14,9 @@ from typing import Any
 
 import psutil
 
-from bench.model import reply_chunks
+from bench.measure import measure
 from bench.profile import hottest, profiled
+from bench.replies import marker_indices, marker_prefix, reply_chunks
 from bench.stack import DJANGO_ENV, Database, Sampler, Stack, stack
 from tests.live import stalled_client
 from tests.servers import ROOT
@@ -28,14 +29,19 @@ class Load:
     name: str
     rooms: int
     tabs_per_room: int
-    tokens: int  # reply length
-    rate: float  # tokens per second from the model
+    tokens: int  # a numbered reply's length, in chunks
+    rate: float  # chunks per second from the model
     servers: int = 1  # daphne processes; a room's tabs are spread over them
     stalled: int = 0  # raw sockets into the first room that never read
+    reply: str = "numbered"  # bench.replies: numbered (`tokens` long), ordinary, markdown-en/ko
+
+    @property
+    def chunks(self) -> tuple[str, ...]:
+        return reply_chunks(self.reply, self.tokens)
 
     @property
     def seconds(self) -> float:
-        return self.tokens / self.rate
+        return len(self.chunks) / self.rate
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class Clients:
 
 
 def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[str, Any]]:
-    reply = "".join(reply_chunks(load.tokens))
+    reply = "".join(load.chunks)
     # Every user is a member of every room; spreading tabs over them keeps each
     # user under CHAT_MAX_CONNECTIONS_PER_USER, as a room full of people would.
     # Rooms take turns over the servers, so on several processes each one
@@ -124,8 +130,10 @@ def _plans(st: Stack, load: Load, design: str, client_procs: int) -> list[dict[s
             "origin": st.servers[0].http_url,
             "tabs": tabs[index::client_procs],
             "reply": reply,
-            "tokens": load.tokens,
+            "tokens": len(load.chunks),
             "within": load.seconds * 1.5 + 5,
+            "marker": marker_prefix(load.reply),
+            "markers": marker_indices(load.reply, load.tokens),
         }
         for index in range(client_procs)
     ]
@@ -150,7 +158,7 @@ def run_stream(
         application=variant.application,
         servers=load.servers,
         rooms=load.rooms,
-        tokens=load.tokens,
+        chunks=load.chunks,
         rate=load.rate,
         settings=settings,
     ) as st:
@@ -180,7 +188,13 @@ def run_stream(
                 "cpu_percent": round(100 * client_cpu / sampler.elapsed, 1),
                 "peak_rss_mb": 0.0,
             }
-        run = _measure(load, variant, st, outputs, usage)
+        run = {
+            "scenario": load.name,
+            "variant": variant.label,
+            **asdict(variant),
+            "load": asdict(load),
+            **measure(st, outputs, usage, sampler, markers=marker_indices(load.reply, load.tokens)),
+        }
         if profile is not None:
             run["profile"] = hottest(profile)
         return run
@@ -189,63 +203,6 @@ def run_stream(
 def _stalled(st: Stack, room: int, session: str) -> socket.socket:
     """A tab that opens its socket and never reads from it (tests.live.stalled_client)."""
     return stalled_client(st.servers[0], room, f"sessionid={session}")
-
-
-def _measure(
-    load: Load,
-    variant: Variant,
-    st: Stack,
-    outputs: list[dict[str, Any]],
-    usage: dict[str, dict[str, float]],
-) -> dict[str, Any]:
-    tabs = [tab for output in outputs for tab in output["tabs"]]
-    latencies: list[float] = []
-    first_sent, last_shown = float("inf"), 0.0
-    for tab in tabs:
-        sent = st.model.sent.get(f"room {tab['room']}", [])
-        first_sent = min([first_sent, *sent[:1]])
-        for index, shown_at in enumerate(tab["shown"]):
-            if shown_at is not None and index < len(sent):
-                latencies.append((shown_at - sent[index]) * 1000)
-                last_shown = max(last_shown, shown_at)
-    frames = sum(tab["frames"] for tab in tabs)
-    window = max(last_shown - first_sent, 1e-9)
-    latencies.sort()
-    return {
-        "scenario": load.name,
-        "variant": variant.label,
-        **asdict(variant),
-        "load": asdict(load),
-        "tabs": len(tabs),
-        "latency_ms": summary(latencies),
-        "tokens_expected": len(tabs) * load.tokens,
-        "tokens_never_shown": len(tabs) * load.tokens - len(latencies),
-        "updates_lost": sum(tab["lost"] for tab in tabs),
-        "updates_duplicated": sum(tab["duplicated"] for tab in tabs),
-        "tabs_unfinished": sum(not tab["finished"] for tab in tabs),
-        "tabs_wrong_text": sum(tab["finished"] and not tab["final_ok"] for tab in tabs),
-        "frames_delivered": frames,
-        "frames_per_second": round(frames / window),
-        "stream_seconds": round(window, 2),
-        "processes": usage,
-        "latencies": latencies,  # dropped from the JSON file; the plot uses it
-    }
-
-
-def summary(sorted_ms: list[float]) -> dict[str, Any]:
-    def pick(q: float) -> float | None:
-        if not sorted_ms:
-            return None
-        return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 1)
-
-    return {
-        "samples": len(sorted_ms),
-        "p50": pick(0.50),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
-        "max": round(sorted_ms[-1], 1) if sorted_ms else None,
-        "percentiles": [pick(i / 100) for i in range(101)],
-    }
 
 
 def run_idle(
@@ -258,7 +215,7 @@ def run_idle(
         application="config.asgi:application",
         servers=1,
         rooms=rooms,
-        tokens=1,
+        chunks=reply_chunks("numbered", 1),
         rate=1,
         settings={"BENCH_LAYER": layer},
     ) as st:

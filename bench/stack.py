@@ -82,7 +82,7 @@ def stack(
     application: str,
     servers: int,
     rooms: int,
-    tokens: int,
+    chunks: tuple[str, ...],
     rate: float,
     settings: dict[str, str],
 ) -> Iterator[Stack]:
@@ -90,7 +90,7 @@ def stack(
     with ExitStack() as cleanup:
         redis = RedisServer().start()
         cleanup.callback(redis.stop)
-        model = RecordingModel(tokens=tokens, rate=rate).start()
+        model = RecordingModel(chunks=chunks, rate=rate).start()
         cleanup.callback(model.stop)
         env = {
             **DJANGO_ENV,
@@ -117,6 +117,8 @@ class Sampler:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.interval, self.limit = interval, limit
         self.peak_rss = dict.fromkeys(self.procs, 0)
+        # (epoch seconds, CPU seconds) per process, every interval.
+        self.cpu_series: dict[str, list[tuple[float, float]]] = {name: [] for name in self.procs}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
@@ -152,6 +154,15 @@ class Sampler:
         while not self._stop.wait(self.interval) and time.monotonic() < deadline:
             for name, process in self.procs.items():
                 self.peak_rss[name] = max(self.peak_rss[name], _rss(process))
+                self.cpu_series[name].append((time.time(), _cpu_seconds(process)))
+
+    def cpu_percent(self, name: str, start: float, end: float) -> float | None:
+        """CPU % of one core between two epoch times, from the nearest samples inside."""
+        inside = [point for point in self.cpu_series[name] if start <= point[0] <= end]
+        if len(inside) < 2:
+            return None
+        (t0, cpu0), (t1, cpu1) = inside[0], inside[-1]
+        return round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
 
 
 def _machine_busy_seconds() -> float:

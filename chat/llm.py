@@ -9,6 +9,7 @@ so a fresh checkout shows the whole flow.
 """
 
 import asyncio
+import json
 import logging
 import re
 import weakref
@@ -108,9 +109,10 @@ async def _server_reply(
     client = _async_client()
     # Unset, the server's own default temperature.
     options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
-    stream = None
     try:
-        stream = await client.chat.completions.create(
+        # The raw response: the SDK's client, base URL and status errors, without
+        # its per-chunk model objects (a fifth of a streaming process's time).
+        async with client.chat.completions.with_streaming_response.create(
             model=model or settings.OPENAI_MODEL,
             # Our turns are plain dicts of the SDK's message shape.
             messages=cast(list[ChatCompletionMessageParam], list(turns)),
@@ -118,15 +120,25 @@ async def _server_reply(
             # The last chunk then carries the token counts.
             stream_options={"include_usage": True},
             **options,
-        )
-        async for chunk in stream:
-            if chunk.choices and (delta := chunk.choices[0].delta.content):
-                yield delta
-            if chunk.usage is not None:
-                yield Usage(
-                    prompt_tokens=chunk.usage.prompt_tokens,
-                    completion_tokens=chunk.usage.completion_tokens,
-                )
+        ) as response:
+            # Leaving the block, also when the reply is stopped, closes the
+            # response: the server stops generating.
+            done = ended = False
+            async for line in response.iter_lines():
+                # Blank lines end events and ":" lines keep the connection alive. After
+                # [DONE] the body is read to its end, so the connection is reused.
+                if done or not line.startswith("data:"):
+                    continue
+                if (data := line[5:].strip()) == "[DONE]":
+                    done = True
+                    continue
+                delta, usage, ended = _chunk_parse(data, ended=ended)
+                if delta:
+                    yield delta
+                if usage is not None:
+                    yield usage
+            if not (done or ended):
+                raise _StreamBroken("the stream ended before the reply did")
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
         raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
@@ -142,14 +154,43 @@ async def _server_reply(
         raise ModelError(
             HTTP_STATUS_ERROR % {"status": exc.status_code}, kind="http_status"
         ) from exc
-    except (openai.APIError, httpx.TransportError) as exc:
-        # A connection cut mid-stream, or a malformed stream.
+    except (openai.APIError, httpx.TransportError, _StreamBroken) as exc:
+        # A connection cut mid-stream, a malformed stream, or an error sent in it.
         logger.warning("model stream failed: %r", exc)
         raise ModelError(gettext_noop("The model's reply was cut off."), kind="cut_off") from exc
-    finally:
-        # Also when the reply is stopped: the server stops generating.
-        if stream is not None:
-            await stream.close()
+
+
+class _StreamBroken(Exception):
+    """The stream broke its format, or the server sent an error in it."""
+
+
+def _chunk_parse(data: str, *, ended: bool) -> tuple[str, Usage | None, bool]:
+    """One chunk's text delta, token counts, and whether the reply has ended
+    (a finish_reason seen, now or before)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise _StreamBroken(f"not JSON: {data[:200]!r}") from exc
+    if not isinstance(chunk, dict):
+        raise _StreamBroken(f"not a chunk: {data[:200]!r}")
+    if (error := chunk.get("error")) is not None:
+        raise _StreamBroken(f"the server sent an error: {error!r:.200}")
+    delta, usage = "", None
+    try:
+        if choices := chunk.get("choices"):
+            choice = choices[0]
+            delta = choice.get("delta", {}).get("content") or ""
+            ended = ended or bool(choice.get("finish_reason"))
+        if counts := chunk.get("usage"):
+            usage = Usage(
+                prompt_tokens=int(counts["prompt_tokens"]),
+                completion_tokens=int(counts["completion_tokens"]),
+            )
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise _StreamBroken(f"not a chunk: {data[:200]!r}") from exc
+    if not isinstance(delta, str):
+        raise _StreamBroken(f"not a chunk: {data[:200]!r}")
+    return delta, usage, ended
 
 
 def models_list() -> list[str]:

@@ -2,16 +2,18 @@
 
 Korean has no spaces between a word and its particles, so matching is by
 substring, not by word: SQLite's FTS5 trigram index (chat_message_fts, kept in
-step by triggers; migration 0003) and PostgreSQL's pg_trgm index under ILIKE.
-A trigram index needs three characters; a two-character query scans instead.
-The query is always one literal phrase: FTS syntax and quotes are plain text.
+step by triggers) and PostgreSQL's pg_trgm index under ILIKE. Both hold final
+messages only, so a streaming reply's saves never re-index its text
+(migration 0006). A trigram index needs three characters; a two-character
+query scans instead. The query is always one literal phrase: FTS syntax,
+quotes and LIKE wildcards are plain text.
 """
 
 import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -65,7 +67,14 @@ def _matching(query: str) -> QuerySet[Message]:
         return messages.filter(
             pk__in=RawSQL("SELECT rowid FROM chat_message_fts WHERE content MATCH %s", [phrase])
         )
-    # Substring match; PostgreSQL's trigram index serves it, SQLite scans.
+    if connection.vendor == "postgresql":
+        # ILIKE, which the trigram index serves; Django's icontains compares
+        # UPPER(content), which it cannot.
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query) + "%"
+        return messages.filter(
+            RawSQL('"chat_message"."content" ILIKE %s', [pattern], output_field=BooleanField())
+        )
+    # A substring scan.
     return messages.filter(content__icontains=query)
 
 

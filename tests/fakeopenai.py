@@ -63,6 +63,9 @@ class Reply:
     first_token_delay: float = 0.0
     # Close the connection after this many content chunks: no finish_reason, no [DONE].
     cut_after: int | None = None
+    # Stream exactly these SSE lines (a blank line after each), then end the body
+    # cleanly: malformed or unusual streams.
+    lines: tuple[str, ...] | None = None
 
     def deltas(self) -> tuple[str, ...]:
         if self.chunks is not None:
@@ -89,6 +92,7 @@ class FakeOpenAI:
         self._received = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
         self._requests: list[dict[str, Any]] = []
+        self._peers: set[Any] = set()
         self._embedding_requests: list[dict[str, Any]] = []
         self._embeddings: dict[str, list[float]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,6 +164,7 @@ class FakeOpenAI:
             self.models, self.models_status, self.report_usage = DEFAULT_MODELS, 200, True
             self._queue.clear()
             self._requests.clear()
+            self._peers.clear()
             self._embedding_requests.clear()
             self._embeddings.clear()
 
@@ -168,6 +173,12 @@ class FakeOpenAI:
         """Bodies received on /v1/chat/completions, oldest first (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """How many client connections (by address) chat requests came on."""
+        with self._lock:
+            return len(self._peers)
 
     @property
     def embedding_requests(self) -> list[dict[str, Any]]:
@@ -212,6 +223,8 @@ class FakeOpenAI:
             return _error(400, "Request body is not a JSON object")
         with self._received:
             self._requests.append(body)
+            if request.transport is not None:
+                self._peers.add(request.transport.get_extra_info("peername"))
             self._received.notify_all()
             reply = self._queue.popleft() if self._queue else self._default_reply(body)
 
@@ -329,6 +342,11 @@ async def _stream(
     # StreamResponse sends the headers now, so the client's create() returns
     # before the first token, as it does against OpenAI.
     await resp.prepare(request)
+    if reply.lines is not None:
+        for line in reply.lines:
+            await resp.write(f"{line}\n\n".encode())
+        await resp.write_eof()
+        return resp
     deltas = reply.deltas()
     try:
         await asyncio.sleep(reply.first_token_delay)

@@ -34,6 +34,7 @@ def main() -> None:
         (private, bob, "Bob's 퇴직금 secret"),
     ]:
         Message.objects.create(room=room, author=author, role="user", content=text)
+    Message.objects.create(room=mine, role="assistant", status="streaming", content="퇴직금 half")
 
     def found(query: str) -> list[str]:
         return [hit.message.content for hit in search.message_search(user=alice, query=query).hits]
@@ -45,9 +46,14 @@ def main() -> None:
         index = cursor.fetchone()
         cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
         available = cursor.fetchone() is not None
+        # Whether the search's own query can use the partial index at all.
+        cursor.execute("SET enable_seqscan = off")
+        plan = search._matching("퇴직금").exclude(status="streaming").explain()
+        cursor.execute("RESET enable_seqscan")
     result = {
         "pg_trgm": available,
         "index": index[0] if index else None,
+        "plan": plan,
         "korean": found("퇴직금"),
         "two": found("소득"),
         "quotes": found('"a phrase"'),

@@ -2,6 +2,7 @@
 runs the PostgreSQL side), the rooms one may see, and input that is not a query."""
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from chat import search
@@ -107,6 +108,57 @@ def test_a_streaming_reply_is_not_a_result(room_factory, message_factory, user):
     room = room_factory()
     message_factory(room, "half a thought", role="assistant", status="streaming")
     assert search.message_search(user=user, query="thought").hits == []
+
+
+def indexed() -> list[int]:
+    """The ids of the messages in the FTS5 index (one docsize row each)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM chat_message_fts_docsize ORDER BY id")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_reply_is_indexed_once_final_not_on_every_save(room_factory, message_factory, user):
+    room = room_factory()
+    reply = message_factory(room, "", role="assistant", status="streaming")
+    for text in ("Retire", "Retirement pay", "Retirement pay is wages"):
+        reply.content = text
+        reply.save()
+        assert indexed() == []
+    reply.status = Message.Status.COMPLETE
+    reply.save()
+    assert indexed() == [reply.pk]
+    assert contents(search.message_search(user=user, query="is wages")) == [reply.content]
+    # Regenerated: out of the index with the text it was indexed with, back in once final.
+    reply.content, reply.status = "", Message.Status.STREAMING
+    reply.save()
+    assert indexed() == [] and search.message_search(user=user, query="wages").hits == []
+    reply.content, reply.status = "Severance is income", Message.Status.STOPPED
+    reply.save()
+    assert contents(search.message_search(user=user, query="severance")) == [reply.content]
+    assert search.message_search(user=user, query="wages").hits == []
+    reply.delete()
+    assert indexed() == []
+
+
+def test_saving_a_final_message_unchanged_keeps_one_index_entry(room_factory, message_factory):
+    message = message_factory(room_factory(), "퇴직금 question")
+    message.save()
+    message.save(update_fields=["status"])
+    assert indexed() == [message.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_leaves_only_final_messages_in_the_index(room_factory, message_factory):
+    call_command("migrate", "chat", "0005", verbosity=0)
+    room = room_factory()
+    final = message_factory(room, "final words")
+    streaming = message_factory(room, "half a thought", role="assistant", status="streaming")
+    assert indexed() == [final.pk, streaming.pk]  # 0005 indexed every save
+    call_command("migrate", "chat", verbosity=0)
+    assert indexed() == [final.pk]
+    streaming.content, streaming.status = "a whole thought", Message.Status.COMPLETE
+    streaming.save()
+    assert indexed() == [final.pk, streaming.pk]
 
 
 def test_snippets_escape_the_text_and_mark_the_match():

@@ -60,3 +60,18 @@ def test_a_malformed_price_table_is_refused_saying_how_to_write_it():
         result = manage("check", env={"CHAT_PRICES": prices})
         assert result.returncode != 0
         assert "CHAT_PRICES" in result.stderr and '"prompt"' in result.stderr
+
+
+def test_sqlite_writes_ahead_syncs_at_checkpoints_and_keeps_its_connections(tmp_path):
+    # Saves of a streaming reply must not each wait for the disk twice.
+    query = (
+        "from django.db import connection; cursor = connection.cursor(); "
+        "print(cursor.execute('PRAGMA journal_mode').fetchone()[0], "
+        "cursor.execute('PRAGMA synchronous').fetchone()[0], "
+        "connection.settings_dict['CONN_MAX_AGE'])"
+    )
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'chat.sqlite3'}"}
+    result = manage("shell", "--verbosity", "0", "-c", query, env=env)
+    assert result.returncode == 0, result.stderr
+    # NORMAL is 1; connections are kept, or the last one to close checkpoints the log.
+    assert result.stdout.split() == ["wal", "1", "None"]
