@@ -1,4 +1,9 @@
-"""The room group on the channel layer. Only services (and the reply engine) call these."""
+"""The room group on the channel layer: what a write tells the tabs, rendered here, once.
+
+Only services and the turn modules (chat.turns, chat.replies) call these. What is
+sent after a commit is sent with robust=True: a broadcast Redis refuses is logged
+and left to the pages' repair (each update carries its seq; a gap, a silence or a
+reconnect makes a page sync), and never undoes or stalls the write."""
 
 from collections.abc import Mapping
 from functools import partial
@@ -8,8 +13,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from chat import rendering
-from chat.models import Message
+from chat import rendering, selectors
+from chat.models import Message, Room
 
 
 def room_group(room_id: int) -> str:
@@ -47,18 +52,13 @@ def message_key(message: Message) -> str:
     return f"message-{message.pk}"
 
 
-def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
-    """Tell the room's consumers; the removed user's close themselves."""
-    async_to_sync(get_channel_layer().group_send)(
-        room_group(room_id), {"type": "chat.member_removed", "user_id": user_id}
-    )
-
-
 def message_broadcast_on_commit(*messages: Message) -> None:
     """Send these messages to their room's tabs once the transaction has committed."""
     html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
-    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))
+    transaction.on_commit(
+        partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key), robust=True
+    )
 
 
 def user_group(user_id: int) -> str:
@@ -77,3 +77,61 @@ def fragment_event(event_type: str, html: Mapping[str, str], **fields: object) -
         "translations": {code: text for code, text in html.items() if code != default},
         **fields,
     }
+
+
+def queue_changed_on_commit(*, room_id: int) -> None:
+    """After commit, the room's queue to its tabs, as a "chat.queue" event."""
+    transaction.on_commit(partial(_queue_send, room_id=room_id), robust=True)
+
+
+def _queue_send(*, room_id: int) -> None:
+    queue = selectors.room_queue(room_id=room_id)
+    html = rendering.in_every_language(rendering.queue, queue=queue)
+    async_to_sync(get_channel_layer().group_send)(
+        room_group(room_id), fragment_event("chat.queue", html, key="queue")
+    )
+
+
+def room_settings_on_commit(*, room: Room) -> None:
+    """After commit, the room's header (name, prompt, model, who the AI answers) to its tabs."""
+    html = rendering.in_every_language(rendering.room_title, room=room)
+    transaction.on_commit(partial(room_send_sync, room_id=room.pk, html=html), robust=True)
+
+
+def room_reset_on_commit(*, room: Room, cleared_through: int) -> None:
+    """After commit, an emptied conversation to the room's tabs. Their sockets then
+    drop any later update of a message up to `cleared_through`: a reply that was
+    streaming may have published one more before it heard its Stop."""
+    event = fragment_event(
+        "chat.room_reset",
+        rendering.in_every_language(rendering.room_reset, room=room),
+        cleared_through=cleared_through,
+    )
+    transaction.on_commit(partial(_group_send_sync, room_group(room.pk), event), robust=True)
+
+
+def reply_stop_on_commit(*, reply_id: int) -> None:
+    """After commit, Stop to whichever process writes this reply."""
+    transaction.on_commit(
+        partial(_group_send_sync, reply_group(reply_id), {"type": "reply.stop"}), robust=True
+    )
+
+
+async def reply_stop(*, reply_id: int) -> None:
+    await get_channel_layer().group_send(reply_group(reply_id), {"type": "reply.stop"})
+
+
+def room_gone_on_commit(*, room_id: int, user_id: int | None) -> None:
+    """After commit, close the room's tabs with 4404: one user's (they left), or everyone's."""
+    event = {"type": "chat.room_gone", "user_id": user_id}
+    transaction.on_commit(partial(_group_send_sync, room_group(room_id), event), robust=True)
+
+
+def room_member_removed_on_commit(*, room_id: int, user_id: int) -> None:
+    """After commit, the removed user's tabs of the room close themselves (4403)."""
+    event = {"type": "chat.member_removed", "user_id": user_id}
+    transaction.on_commit(partial(_group_send_sync, room_group(room_id), event), robust=True)
+
+
+def _group_send_sync(group: str, event: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(group, event)
