@@ -6,8 +6,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.turns import supervisor
 from chat.models import Message
+from chat.turns import supervisor
 from tests.fakeopenai import Reply
 from tests.servers import free_port
 from tests.wsutil import messages_in, receive_until, reply_finished
