@@ -202,7 +202,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         The event's "key" names the message it carries, so a tab that reads
         slowly gets only that message's newest version (chat.outbox).
         """
-        if self.cleared_through and key_pk(event.get("key")) <= self.cleared_through:
+        if 0 < key_pk(event.get("key")) <= self.cleared_through:
             return  # a reply that was streaming when the room was reset
         html = event.get("translations", {}).get(self.language, event["html"])
         await self.outbox.put(html, key=event.get("key"))

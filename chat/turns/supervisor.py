@@ -48,8 +48,11 @@ _signals: dict[int, StopSignal] = {}
 def turn_start(*, room: Room, reply: Message, continuing: bool = False) -> asyncio.Task[None]:
     """Run the turn that writes `reply` (claimed already) in the background;
     `continuing` carries it on from the text it has."""
+    # Registered now, so a Stop from this process counts even before the turn runs.
+    stop = _signals[reply.pk] = StopSignal(reply_id=reply.pk)
     task = asyncio.create_task(
-        _turn(room_id=room.pk, reply=reply, continuing=continuing), name=f"turn-{reply.pk}"
+        _turn(room_id=room.pk, reply=reply, continuing=continuing, stop=stop),
+        name=f"turn-{reply.pk}",
     )
     _turns[reply.pk] = task
     task.add_done_callback(lambda _: _turns.pop(reply.pk, None))
@@ -76,14 +79,13 @@ def turn_stop_local(*, reply_id: int) -> bool:
     return True
 
 
-async def _turn(*, room_id: int, reply: Message, continuing: bool) -> None:
+async def _turn(*, room_id: int, reply: Message, continuing: bool, stop: StopSignal) -> None:
     observability.reply_started(room_id=room_id, reply_id=reply.pk, model=llm.model_name())
     # How the turn ends unless a step says otherwise: the reply shows it while it streams.
     ended = (Message.Status.ERROR, SERVER_ERROR)
     room: Room | None = None
     try:
-        async with StopSignal(reply_id=reply.pk) as stop:
-            _signals[reply.pk] = stop
+        async with stop:
             room = await stop.race(Room.objects.filter(pk=room_id).afirst())
             if room is None:
                 return  # deleted: its reply went with it
