@@ -82,7 +82,7 @@ def turn_stop_local(*, reply_id: int) -> bool:
 async def _turn(*, room_id: int, reply: Message, continuing: bool, stop: StopSignal) -> None:
     observability.reply_started(room_id=room_id, reply_id=reply.pk, model=llm.model_name())
     # How the turn ends unless a step says otherwise: the reply shows it while it streams.
-    ended = (Message.Status.ERROR, SERVER_ERROR)
+    ended: tuple[str, str] = (Message.Status.ERROR, SERVER_ERROR)
     room: Room | None = None
     try:
         async with stop:
