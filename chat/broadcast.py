@@ -5,8 +5,8 @@ sent after a commit is sent with robust=True: a broadcast Redis refuses is logge
 and left to the pages' repair (each update carries its seq; a gap, a silence or a
 reconnect makes a page sync), and never undoes or stalls the write."""
 
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -56,9 +56,7 @@ def message_broadcast_on_commit(*messages: Message) -> None:
     """Send these messages to their room's tabs once the transaction has committed."""
     html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
-    transaction.on_commit(
-        partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key), robust=True
-    )
+    after_commit(room_send_sync, room_id=messages[0].room_id, html=html, key=key)
 
 
 def user_group(user_id: int) -> str:
@@ -79,9 +77,21 @@ def fragment_event(event_type: str, html: Mapping[str, str], **fields: object) -
     }
 
 
+def after_commit(func: Callable[..., None], /, **kwargs: Any) -> None:
+    """Call func(**kwargs) once the transaction commits; a failure is logged, never raised
+    into the write that committed (robust). Django logs it by the function's
+    name, which a functools.partial lacks, so this wraps it in one that has it."""
+
+    def call() -> None:
+        func(**kwargs)
+
+    call.__qualname__ = func.__qualname__
+    transaction.on_commit(call, robust=True)
+
+
 def queue_changed_on_commit(*, room_id: int) -> None:
     """After commit, the room's queue to its tabs, as a "chat.queue" event."""
-    transaction.on_commit(partial(_queue_send, room_id=room_id), robust=True)
+    after_commit(_queue_send, room_id=room_id)
 
 
 def _queue_send(*, room_id: int) -> None:
@@ -95,7 +105,7 @@ def _queue_send(*, room_id: int) -> None:
 def room_settings_on_commit(*, room: Room) -> None:
     """After commit, the room's header (name, prompt, model, who the AI answers) to its tabs."""
     html = rendering.in_every_language(rendering.room_title, room=room)
-    transaction.on_commit(partial(room_send_sync, room_id=room.pk, html=html), robust=True)
+    after_commit(room_send_sync, room_id=room.pk, html=html)
 
 
 def room_reset_on_commit(*, room: Room, cleared_through: int) -> None:
@@ -107,14 +117,12 @@ def room_reset_on_commit(*, room: Room, cleared_through: int) -> None:
         rendering.in_every_language(rendering.room_reset, room=room),
         cleared_through=cleared_through,
     )
-    transaction.on_commit(partial(_group_send_sync, room_group(room.pk), event), robust=True)
+    after_commit(_group_send_sync, group=room_group(room.pk), event=event)
 
 
 def reply_stop_on_commit(*, reply_id: int) -> None:
     """After commit, Stop to whichever process writes this reply."""
-    transaction.on_commit(
-        partial(_group_send_sync, reply_group(reply_id), {"type": "reply.stop"}), robust=True
-    )
+    after_commit(_group_send_sync, group=reply_group(reply_id), event={"type": "reply.stop"})
 
 
 async def reply_stop(*, reply_id: int) -> None:
@@ -124,14 +132,14 @@ async def reply_stop(*, reply_id: int) -> None:
 def room_gone_on_commit(*, room_id: int, user_id: int | None) -> None:
     """After commit, close the room's tabs with 4404: one user's (they left), or everyone's."""
     event = {"type": "chat.room_gone", "user_id": user_id}
-    transaction.on_commit(partial(_group_send_sync, room_group(room_id), event), robust=True)
+    after_commit(_group_send_sync, group=room_group(room_id), event=event)
 
 
 def room_member_removed_on_commit(*, room_id: int, user_id: int) -> None:
     """After commit, the removed user's tabs of the room close themselves (4403)."""
     event = {"type": "chat.member_removed", "user_id": user_id}
-    transaction.on_commit(partial(_group_send_sync, room_group(room_id), event), robust=True)
+    after_commit(_group_send_sync, group=room_group(room_id), event=event)
 
 
-def _group_send_sync(group: str, event: dict) -> None:
+def _group_send_sync(*, group: str, event: dict) -> None:
     async_to_sync(get_channel_layer().group_send)(group, event)

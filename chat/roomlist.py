@@ -5,13 +5,10 @@ event names the room only, and each page renders its own card, with that
 user's unread count (chat.consumers_list).
 """
 
-from functools import partial
-
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
-from chat.broadcast import user_group
+from chat.broadcast import after_commit, user_group
 from chat.models import Room
 
 
@@ -29,7 +26,8 @@ def room_changed_on_commit(*, room: Room, also: tuple[int, ...] = ()) -> None:
 
     The people are taken now, so a room being deleted or left still reaches them."""
     user_ids = {*room_user_ids(room_id=room.pk), *also}
-    transaction.on_commit(partial(_send, room_id=room.pk, user_ids=user_ids))
+    # A room list that misses this catches up at its next change, or a reload.
+    after_commit(_send, room_id=room.pk, user_ids=user_ids)
 
 
 def room_changed_send(*, room_id: int) -> None:
