@@ -25,7 +25,6 @@ from chat import (
     presence,
     rendering,
     selectors,
-    services,
     shutdown,
 )
 from chat.broadcast import room_group
@@ -33,6 +32,7 @@ from chat.forms import MessageForm
 from chat.frames import as_id, key_pk, language, parse
 from chat.models import Room
 from chat.outbox import Outbox
+from chat.room_presence import RoomPresence
 from chat.throttle import TokenBucket
 from chat.turns import actions
 from chat.turns.refusals import Refused
@@ -55,12 +55,10 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]
-    # The page announced itself ("join"): it counts as someone here.
-    present: bool = False
     # Counted against CHAT_MAX_CONNECTIONS_PER_USER, across processes (chat.connections).
     counted = False
     # The page's language, as LocaleMiddleware picked it for the page.
@@ -258,33 +256,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
             return
         await self.send(text_data=rendering.composer(room=self.room))
-
-    # Shared rooms: presence, typing and the AI's queue.
-
-    async def _presence_join(self) -> None:
-        user_id = self.scope["user"].pk
-        # Once per socket: a repeated "join" tells the room nothing new.
-        if not self.present:
-            self.present = True
-            await presence.presence_join(
-                room_id=self.room.pk, user_id=user_id, channel=self.channel_name
-            )
-        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
-        # A reconnecting page may have missed changes to the queue.
-        queue = await database_sync_to_async(selectors.room_queue)(room_id=self.room.pk)
-        await self.send(text_data=rendering.queue(queue=queue))
-
-    async def _presence_leave(self) -> None:
-        user_id = self.scope["user"].pk
-        await presence.presence_leave(
-            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
-        )
-        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
-
-    async def chat_typing(self, event: dict[str, Any]) -> None:
-        # Nobody needs to see themselves typing.
-        if event["user_id"] != self.scope["user"].pk:
-            await self.chat_message(event)
 
     async def chat_room_gone(self, event: dict[str, Any]) -> None:
         """The room was deleted, or this user left it."""

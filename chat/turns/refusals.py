@@ -11,7 +11,7 @@ from django.utils.translation import ngettext_lazy
 
 
 class Refused(Exception):
-    message: Any = _("That could not be done.")
+    message: Any = ""
 
     def __init__(self, message: Promise | str | None = None, **params: object) -> None:
         super().__init__(message or self.message)
