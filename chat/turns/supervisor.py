@@ -55,8 +55,16 @@ def turn_start(*, room: Room, reply: Message, continuing: bool = False) -> async
         name=f"turn-{reply.pk}",
     )
     _turns[reply.pk] = task
-    task.add_done_callback(lambda _: _turns.pop(reply.pk, None))
+    task.add_done_callback(lambda _: _forget(reply.pk, task, stop))
     return task
+
+
+def _forget(reply_id: int, task: asyncio.Task[None], stop: StopSignal) -> None:
+    # A regenerated reply keeps its id: a newer turn of it may be registered already.
+    if _turns.get(reply_id) is task:
+        del _turns[reply_id]
+    if _signals.get(reply_id) is stop:
+        del _signals[reply_id]
 
 
 def turns_running() -> set[asyncio.Task[None]]:
@@ -99,7 +107,6 @@ async def _turn(*, room_id: int, reply: Message, continuing: bool, stop: StopSig
     except Exception:
         logger.exception("turn of reply %s failed", reply.pk)
     finally:
-        _signals.pop(reply.pk, None)
         reply.status, reply.error = ended
         # Unread (the first step failed), the room is known by its id alone.
         await _end(room=room or Room(pk=room_id), reply=reply)
