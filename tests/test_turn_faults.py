@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +202,33 @@ async def test_redis_stopped_as_a_queued_question_is_claimed(tmp_path, template,
                 await answered_at_once(tab, "after the outage", model_server)
     finally:
         redis.stop()
+
+
+async def test_the_database_refusing_a_periodic_save_does_not_stop_the_reply(
+    tmp_path, template, redis_url, model_server
+):
+    words = tuple(f"d{i} " for i in range(150))
+    with one_process(
+        tmp_path, template, redis_url=redis_url, model_url=model_server.base_url
+    ) as stack:
+        (server,) = stack.servers
+        async with browser_session() as session:
+            room_id = await create_room(session, server, "Database busy")
+            tab = await open_socket(session, server, room_id)
+            model_server.queue(Reply(chunks=words, tokens_per_second=25))
+            await tab.send_str(send("a long one"))
+            await frames_until(tab, lambda f: "d10" in f)
+            # Another connection holds SQLite's write lock past the server's busy
+            # timeout (5 s): the periodic save in between fails with "database is locked".
+            holder = sqlite3.connect(stack.database, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            await asyncio.sleep(5.5)
+            holder.execute("ROLLBACK")
+            holder.close()
+            frames = await frames_until(tab, reply_finished, within=20)
+            assert (last_reply(frames).status, last_reply(frames).text) == (
+                "complete",
+                "".join(words).strip(),
+            )
+        assert stack.messages(room_id)[-1] == ("assistant", "complete", "".join(words))
+        assert "saving reply" in server.output() and "trying again" in server.output()
