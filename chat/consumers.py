@@ -136,13 +136,19 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
         if text_data is not None and len(text_data) > settings.CHAT_FRAME_MAX_LENGTH:
             await self._refuse(_("That frame was too large, so nothing was sent."))
             return
+        frame = parse(text_data)
+        # Past the throttle, a sync is dropped before it costs the database thread
+        # anything: the page asks again while it still lacks something.
+        if frame is not None and frame.get("action") == "sync" and not self.syncs.take():
+            metrics.SYNCS_DROPPED.inc()
+            return
         user = self.scope["user"]
         try:
             # Who may act is asked now, not as it was when the socket opened.
             self.room = await database_sync_to_async(authority.socket_check)(
                 session_key=self.scope["session"].session_key, user_id=user.pk, room_id=self.room.pk
             )
-            await self._act(parse(text_data))
+            await self._act(frame)
         except Refused as refused:
             await self._refuse(refused.text())
         except authority.SignedOut:
@@ -288,10 +294,6 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
             after = as_id(frame.get("after"), allow_zero=True)
         if after is None and (message_id is None or seq is None):
             await self._refuse(_("Could not catch up: the sync frame was malformed."))
-            return
-        # Past the throttle, a sync is dropped: the page asks again while it still lacks something.
-        if not self.syncs.take():
-            metrics.SYNCS_DROPPED.inc()
             return
         if after is not None:
             messages = await database_sync_to_async(selectors.room_messages_after)(
