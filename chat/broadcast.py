@@ -1,7 +1,12 @@
-"""The room group on the channel layer. Only services (and the reply engine) call these."""
+"""The room group on the channel layer: what a write tells the tabs, rendered here, once.
 
-from collections.abc import Mapping
-from functools import partial
+Only services and the turn modules (chat.turns, chat.replies) call these. What is
+sent after a commit is sent with robust=True: a broadcast Redis refuses is logged
+and left to the pages' repair (each update carries its seq; a gap, a silence or a
+reconnect makes a page sync), and never undoes or stalls the write."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -9,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from chat import rendering
+from chat import rendering, selectors
 from chat.models import Message, Room
 
 
@@ -55,13 +60,6 @@ def message_key(message: Message) -> str:
     return f"message-{message.pk}"
 
 
-def room_member_removed_sync(*, room_id: int, user_id: int) -> None:
-    """Tell the room's consumers; the removed user's close themselves."""
-    async_to_sync(get_channel_layer().group_send)(
-        room_group(room_id), {"type": "chat.member_removed", "user_id": user_id}
-    )
-
-
 def room_version_bump(*, room_id: int, message_ids: list[int], reset: bool = False) -> int:
     """Count a change to these messages (or, with `reset`, the clearing of the room's
     history) in the room's version, and return it. In the caller's transaction: the
@@ -85,14 +83,7 @@ def message_broadcast_on_commit(*messages: Message) -> None:
         message.version = version
     html = rendering.messages_in_every_language(*messages)
     key = message_key(messages[0]) if len(messages) == 1 else None
-    transaction.on_commit(partial(room_send_sync, room_id=messages[0].room_id, html=html, key=key))
-
-
-def room_reset_broadcast_on_commit(*, room: Room) -> None:
-    """Tell the room's tabs its history was cleared, once the transaction has committed."""
-    room.version = room_version_bump(room_id=room.pk, message_ids=[], reset=True)
-    html = rendering.in_every_language(rendering.room_reset, room=room)
-    transaction.on_commit(partial(room_send_sync, room_id=room.pk, html=html))
+    after_commit(room_send_sync, room_id=messages[0].room_id, html=html, key=key)
 
 
 def user_group(user_id: int) -> str:
@@ -111,3 +102,73 @@ def fragment_event(event_type: str, html: Mapping[str, str], **fields: object) -
         "translations": {code: text for code, text in html.items() if code != default},
         **fields,
     }
+
+
+def after_commit(func: Callable[..., None], /, **kwargs: Any) -> None:
+    """Call func(**kwargs) once the transaction commits; a failure is logged, never raised
+    into the write that committed (robust). Django logs it by the function's
+    name, which a functools.partial lacks, so this wraps it in one that has it."""
+
+    def call() -> None:
+        func(**kwargs)
+
+    call.__qualname__ = func.__qualname__
+    transaction.on_commit(call, robust=True)
+
+
+def queue_changed_on_commit(*, room_id: int) -> None:
+    """After commit, the room's queue to its tabs, as a "chat.queue" event."""
+    after_commit(_queue_send, room_id=room_id)
+
+
+def _queue_send(*, room_id: int) -> None:
+    queue = selectors.room_queue(room_id=room_id)
+    html = rendering.in_every_language(rendering.queue, queue=queue)
+    async_to_sync(get_channel_layer().group_send)(
+        room_group(room_id), fragment_event("chat.queue", html, key="queue")
+    )
+
+
+def room_settings_on_commit(*, room: Room) -> None:
+    """After commit, the room's header (name, prompt, model, who the AI answers) to its tabs."""
+    html = rendering.in_every_language(rendering.room_title, room=room)
+    after_commit(room_send_sync, room_id=room.pk, html=html)
+
+
+def room_reset_on_commit(*, room: Room, cleared_through: int) -> None:
+    """After commit, an emptied conversation to the room's tabs. Their sockets then
+    drop any later update of a message up to `cleared_through`: a reply that was
+    streaming may have published one more before it heard its Stop. The room's
+    version counts the reset, so a tab offline meanwhile replaces its list."""
+    room.version = room_version_bump(room_id=room.pk, message_ids=[], reset=True)
+    event = fragment_event(
+        "chat.room_reset",
+        rendering.in_every_language(rendering.room_reset, room=room),
+        cleared_through=cleared_through,
+    )
+    after_commit(_group_send_sync, group=room_group(room.pk), event=event)
+
+
+def reply_stop_on_commit(*, reply_id: int) -> None:
+    """After commit, Stop to whichever process writes this reply."""
+    after_commit(_group_send_sync, group=reply_group(reply_id), event={"type": "reply.stop"})
+
+
+async def reply_stop(*, reply_id: int) -> None:
+    await get_channel_layer().group_send(reply_group(reply_id), {"type": "reply.stop"})
+
+
+def room_gone_on_commit(*, room_id: int, user_id: int | None) -> None:
+    """After commit, close the room's tabs with 4404: one user's (they left), or everyone's."""
+    event = {"type": "chat.room_gone", "user_id": user_id}
+    after_commit(_group_send_sync, group=room_group(room_id), event=event)
+
+
+def room_member_removed_on_commit(*, room_id: int, user_id: int) -> None:
+    """After commit, the removed user's tabs of the room close themselves (4403)."""
+    event = {"type": "chat.member_removed", "user_id": user_id}
+    after_commit(_group_send_sync, group=room_group(room_id), event=event)
+
+
+def _group_send_sync(*, group: str, event: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(group, event)

@@ -1,56 +1,44 @@
-"""The room's websocket: validates frames, hands them to services, forwards broadcasts.
+"""The room's websocket: checks each frame's authority, hands it on, forwards broadcasts.
 
-Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}.
-A frame with an "action" is a control frame:
-- "sync" (with "since", the room version the page holds) asks for what changed
-  since: new and changed messages, and the room's version now (Room.version);
-  static/chat/chat.js sends it whenever the socket opens, and when told the
-  server's Redis feed was restored. With "message" and "seq" instead, it asks
-  for one message, sent whole only if the server has a newer version: the page
-  sends it when a delta does not follow what it shows, or a streaming message
-  falls silent;
-- "stop" (with "message", a reply's id) ends a streaming reply for everyone;
-- "regenerate" answers the last message again (also the retry after an error);
-- "edit" (with "message", the room's last user message, and "content") changes
-  that message and answers it again.
-- "cancel" (with "message", a queued question's id) takes it out of the AI's queue;
-- "join" makes the socket count as present (static/chat/presence.js sends it
-  whenever the socket opens); the answer is the room's queue;
-- "typing" tells the room's other people this user is typing (throttled);
-- "continue" (with "message", a reply's id) carries an interrupted or stopped
-  reply on from where it ended.
+Frames come from htmx's ws extension as JSON: {"content": ..., "HEADERS": {...}}
+sends a message; a frame with an "action" is a control frame (the README's
+protocol table lists them). Before any frame is handled, chat.authority checks
+that the socket's session still vouches for its user and that the user still
+has the room: otherwise the socket is closed (4401, 4403, 4404) and nothing it
+sent is saved. The actions themselves are chat.turns.actions'. A streaming
+reply reaches the page as deltas (chat.deltas); "sync", with "since" (a room
+version) or with "message" and "seq", is how a page catches up or repairs.
 """
 
-import json
 import logging
-import math
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from chat import (
+    authority,
     connections,
     deltas,
     lifecycle,
     metrics,
     presence,
-    queue,
     rendering,
     selectors,
-    services,
     shutdown,
 )
 from chat.broadcast import room_group
 from chat.forms import MessageForm
+from chat.frames import as_id, key_pk, language, parse
 from chat.models import Room
 from chat.outbox import Outbox
+from chat.room_presence import RoomPresence
 from chat.throttle import TokenBucket
+from chat.turns import actions
+from chat.turns.refusals import Refused
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +58,16 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]
-    # The page announced itself ("join"): it counts as someone here.
-    present: bool = False
     # Counted against CHAT_MAX_CONNECTIONS_PER_USER, across processes (chat.connections).
     counted = False
     # The page's language, as LocaleMiddleware picked it for the page.
     language: str = settings.LANGUAGE_CODE
+    # The newest message a reset of the room deleted: later updates of it are ghosts.
+    cleared_through = 0
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -102,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.counted = True
         self.room = room
-        self.language = _language(self.scope)
+        self.language = language(self.scope)
         metrics.OPEN_WEBSOCKETS.inc()
         # Catch-up reads cost the database thread every tab shares: a few at
         # once, then one a second (CHAT_SYNC_RATE).
@@ -151,25 +139,53 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if text_data is not None and len(text_data) > settings.CHAT_FRAME_MAX_LENGTH:
             await self._refuse(_("That frame was too large, so nothing was sent."))
             return
-        frame = _parse_frame(text_data)
+        frame = parse(text_data)
+        # Past the throttle, a sync is dropped before it costs the database thread
+        # anything: the page asks again while it still lacks something.
+        if frame is not None and frame.get("action") == "sync" and not self.syncs.take():
+            metrics.SYNCS_DROPPED.inc()
+            return
+        user = self.scope["user"]
+        try:
+            # Who may act is asked now, not as it was when the socket opened.
+            self.room = await database_sync_to_async(authority.socket_check)(
+                session_key=self.scope["session"].session_key, user_id=user.pk, room_id=self.room.pk
+            )
+            await self._act(frame)
+        except Refused as refused:
+            await self._refuse(refused.text())
+        except authority.SignedOut:
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+        except authority.NotMember:
+            await self.close(code=CLOSE_REMOVED)
+        except authority.RoomGone:
+            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+        except Exception:
+            logger.exception("a frame in room %s failed", self.room.pk)
+            await self._refuse(_("Something went wrong on the server, so nothing was saved."))
+
+    async def _act(self, frame: dict[str, Any] | None) -> None:
+        user, room_id = self.scope["user"], self.room.pk
+        action = frame.get("action") if frame is not None else None
+        message_id = as_id(frame.get("message")) if frame is not None else None
         if frame is None:
             await self._refuse(_("That frame was not a JSON object, so it was ignored."))
-        elif frame.get("action") == "sync":
+        elif action == "sync":
             await self._catch_up(frame)
-        elif frame.get("action") == "stop":
-            await self._stop(frame.get("message"))
-        elif frame.get("action") == "regenerate":
-            await self._regenerate()
-        elif frame.get("action") == "continue":
-            await self._continue(frame.get("message"))
-        elif frame.get("action") == "edit":
-            await self._edit(frame)
-        elif frame.get("action") == "join":
+        elif action == "stop":
+            await actions.reply_stop_ask(room_id=room_id, user=user, message_id=message_id or 0)
+        elif action == "regenerate":
+            await actions.reply_regenerate(room_id=room_id, user=user)
+        elif action == "continue":
+            await actions.reply_continue(room_id=room_id, user=user, message_id=message_id or 0)
+        elif action == "edit":
+            await self._edit(frame, message_id)
+        elif action == "join":
             await self._presence_join()
-        elif frame.get("action") == "cancel":
-            await self._cancel(frame.get("message"))
-        elif frame.get("action") == "typing":
-            await presence.typing_send(room_id=self.room.pk, user=self.scope["user"])
+        elif action == "cancel":
+            await actions.queue_cancel(room_id=room_id, user=user, message_id=message_id or 0)
+        elif action == "typing":
+            await presence.typing_send(room_id=room_id, user=user)
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
@@ -195,12 +211,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         The event's "key" names the message it carries, so a tab that reads
         slowly gets only that message's newest version (chat.outbox).
         """
+        if 0 < key_pk(event.get("key")) <= self.cleared_through:
+            return  # a reply that was streaming when the room was reset
         html = event.get("translations", {}).get(self.language, event["html"])
         await self.outbox.put(html, key=event.get("key"))
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         """A streaming reply's delta: the same frame for every language (chat.deltas)."""
+        if 0 < key_pk(event["key"]) <= self.cleared_through:
+            return  # a reply that was streaming when the room was reset
         await self.outbox.put(event["frame"], key=("delta", event["key"]), merge=deltas.merge)
+
+    async def chat_room_reset(self, event: dict[str, Any]) -> None:
+        """The room's conversation was cleared (its system prompt changed)."""
+        self.cleared_through = max(self.cleared_through, event["cleared_through"])
+        await self.chat_message({**event, "key": None})
 
     async def layer_down(self, event: dict[str, Any]) -> None:
         """This process lost Redis (chat.layers): the page shows it is offline and retries."""
@@ -237,143 +262,46 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=rendering.composer(room=self.room, form=form))
             return
         try:
-            await services.message_send(
-                room=self.room, author=self.scope["user"], content=form.cleaned_data["content"]
+            await actions.message_send(
+                room_id=self.room.pk,
+                author=self.scope["user"],
+                content=form.cleaned_data["content"],
             )
-        except services.RateLimited as limited:
-            error = _("You are sending messages too fast. Try again in %(seconds)d seconds.") % {
-                "seconds": math.ceil(limited.retry_after)
-            }
+        except Refused as refused:
+            # The sender keeps the text, and sees why.
+            error = refused.text()
             await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
-            return
-        except services.QueueFull:
-            limit = settings.CHAT_QUEUE_LIMIT
-            error = ngettext(
-                "%(count)d question is already waiting for the AI. Send yours once it is answered.",
-                "%(count)d questions are already waiting for the AI. "
-                "Send yours when one is answered.",
-                limit,
-            ) % {"count": limit}
-            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
-            return
-        except services.RoomGone:
-            await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
         await self.send(text_data=rendering.composer(room=self.room))
-
-    async def _stop(self, message_id: object) -> None:
-        message_id = _as_id(message_id)
-        if message_id is None or not await services.reply_stop(
-            room=self.room, message_id=message_id
-        ):
-            await self._refuse(_("That reply is not being written any more."))
-
-    async def _regenerate(self) -> None:
-        try:
-            await services.reply_regenerate(room=self.room)
-        except services.RoomBusy:
-            await self._refuse(_("Wait for the current reply to finish, then try again."))
-        except services.NothingToRegenerate:
-            await self._refuse(_("There is no reply to regenerate."))
-        except services.ServerRestarting:
-            await self._refuse(_("The server is restarting; try again in a moment."))
-
-    async def _continue(self, message_id: object) -> None:
-        message_id = _as_id(message_id)
-        try:
-            if message_id is None:
-                raise services.NothingToContinue
-            await services.reply_continue(room=self.room, message_id=message_id)
-        except services.NothingToContinue:
-            await self._refuse(
-                _("Only the room's last reply can be continued, once interrupted or stopped.")
-            )
-        except services.RoomBusy:
-            await self._refuse(_("Wait for the current reply to finish, then try again."))
-        except services.ServerRestarting:
-            await self._refuse(_("The server is restarting; try again in a moment."))
-
-    # Shared rooms: presence, typing and the AI's queue.
-
-    async def _presence_join(self) -> None:
-        user_id = self.scope["user"].pk
-        # Once per socket: a repeated "join" tells the room nothing new.
-        if not self.present:
-            self.present = True
-            await presence.presence_join(
-                room_id=self.room.pk, user_id=user_id, channel=self.channel_name
-            )
-        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
-        # A reconnecting page may have missed changes to the queue.
-        await self.send(
-            text_data=await database_sync_to_async(queue.queue_html)(room_id=self.room.pk)
-        )
-
-    async def _presence_leave(self) -> None:
-        user_id = self.scope["user"].pk
-        await presence.presence_leave(
-            room_id=self.room.pk, user_id=user_id, channel=self.channel_name
-        )
-        await database_sync_to_async(services.room_read_mark)(room_id=self.room.pk, user_id=user_id)
-
-    async def chat_typing(self, event: dict[str, Any]) -> None:
-        # Nobody needs to see themselves typing.
-        if event["user_id"] != self.scope["user"].pk:
-            await self.chat_message(event)
 
     async def chat_room_gone(self, event: dict[str, Any]) -> None:
         """The room was deleted, or this user left it."""
         if event["user_id"] in (None, self.scope["user"].pk):
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
 
-    async def _cancel(self, message_id: object) -> None:
-        message_id = _as_id(message_id)
-        if message_id is None or not await database_sync_to_async(services.queue_cancel)(
-            room=self.room, user=self.scope["user"], message_id=message_id
-        ):
-            await self._refuse(_("That question is not waiting any more."))
-
-    async def _edit(self, frame: dict[str, Any]) -> None:
-        message_id = _as_id(frame.get("message"))
+    async def _edit(self, frame: dict[str, Any], message_id: int | None) -> None:
         form = MessageForm(data={"content": frame.get("content")})
         if message_id is None:
             await self._refuse(_("Only the room's last message can be edited."))
-            return
-        if not form.is_valid():
+        elif not form.is_valid():
             await self._refuse(" ".join(str(error) for error in form.errors["content"]))
-            return
-        try:
-            await services.message_edit(
-                room=self.room,
+        else:
+            await actions.message_edit(
+                room_id=self.room.pk,
                 author=self.scope["user"],
                 message_id=message_id,
                 content=form.cleaned_data["content"],
             )
-        except services.EditRefused as refused:
-            await self._refuse(_(str(refused)))
-        except services.RoomBusy:
-            await self._refuse(_("Wait for the current reply to finish, then edit."))
-        except services.ServerRestarting:
-            await self._refuse(_("The server is restarting; try again in a moment."))
-        except services.RateLimited as limited:
-            await self._refuse(
-                _("You are sending messages too fast. Try again in %(seconds)d seconds.")
-                % {"seconds": math.ceil(limited.retry_after)}
-            )
 
     async def _catch_up(self, frame: dict[str, Any]) -> None:
         if "message" in frame:
-            message_id, seq = _as_id(frame["message"]), _as_id(frame.get("seq"), allow_zero=True)
+            message_id, seq = as_id(frame["message"]), as_id(frame.get("seq"), allow_zero=True)
             since = None
         else:
             message_id, seq = None, None
-            since = _as_id(frame.get("since"), allow_zero=True)
+            since = as_id(frame.get("since"), allow_zero=True)
         if since is None and (message_id is None or seq is None):
             await self._refuse(_("Could not catch up: the sync frame was malformed."))
-            return
-        # Past the throttle, a sync is dropped: the page asks again while it still lacks something.
-        if not self.syncs.take():
-            metrics.SYNCS_DROPPED.inc()
             return
         if since is not None:
             changes = await database_sync_to_async(selectors.room_changes)(
@@ -389,33 +317,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, reason: str) -> None:
         await self.send(text_data=rendering.composer(room=self.room, error=reason))
-
-
-def _language(scope: dict[str, Any]) -> str:
-    """The language LocaleMiddleware would pick for this handshake: the language
-    cookie, else the browser's Accept-Language, else the default."""
-    request = HttpRequest()
-    request.COOKIES = scope.get("cookies", {})
-    for name, value in scope.get("headers", []):
-        if name == b"accept-language":
-            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
-    return translation.get_language_from_request(request)
-
-
-def _as_id(value: object, *, allow_zero: bool = False) -> int | None:
-    """A message id from a frame: htmx sends form values as strings, scripts as numbers."""
-    if isinstance(value, str) and value.isdecimal():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1):
-        return value
-    return None
-
-
-def _parse_frame(text_data: str | None) -> dict[str, Any] | None:
-    if text_data is None:
-        return None
-    try:
-        frame = json.loads(text_data)
-    except ValueError:
-        return None
-    return frame if isinstance(frame, dict) else None

@@ -16,7 +16,8 @@ from django.utils import translation
 
 from chat import presence, selectors, services
 from chat.broadcast import user_group
-from chat.consumers import CLOSE_NOT_LOGGED_IN, _language
+from chat.consumers import CLOSE_NOT_LOGGED_IN
+from chat.frames import language as _language
 
 LIST_TEMPLATE = "chat/room_list.html"
 

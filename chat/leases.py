@@ -15,11 +15,10 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-import redis
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -126,15 +125,19 @@ def _renew_row() -> None:
 _check_failing = False
 
 
-def owners_alive(owners: Collection[str]) -> set[str] | None:
+async def owners_alive(owners: Collection[str]) -> set[str] | None:
     """Which of these processes hold a live lease; None when that cannot be known.
 
-    This process always counts as alive. Blocking: call it from a worker thread.
+    This process always counts as alive. Redis is asked from the event loop: a
+    blocking call would hold up the database thread every consumer shares.
     """
     global _check_failing
     others = sorted(set(owners) - {PROCESS_ID})
     try:
-        alive = _alive_in_redis(others) if settings.REDIS_URL else _alive_in_database(others)
+        if settings.REDIS_URL:
+            alive = await _alive_in_redis(others)
+        else:
+            alive = await database_sync_to_async(_alive_in_database)(others)
     except Exception as exc:
         if not _check_failing:
             logger.warning(
@@ -148,12 +151,12 @@ def owners_alive(owners: Collection[str]) -> set[str] | None:
     return None if alive is None else alive | ({PROCESS_ID} & set(owners))
 
 
-def _alive_in_redis(processes: list[str]) -> set[str] | None:
+async def _alive_in_redis(processes: list[str]) -> set[str] | None:
     if not processes:
         return set()
     keys = [f"{settings.CHAT_REDIS_PREFIX}:lease-epoch", *map(lease_key, processes)]
     # redis-py types eval() for its sync and async clients at once.
-    checked: Any = _sync_client().eval(_CHECK_LEASES, len(keys), *keys)
+    checked: Any = await cast(Awaitable[Any], _async_client().eval(_CHECK_LEASES, len(keys), *keys))
     age_ms, exists = checked
     if age_ms < settings.CHAT_LEASE_TTL * 1000:
         return None
@@ -170,7 +173,6 @@ def _alive_in_database(processes: list[str]) -> set[str]:
 
 
 _async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-_sync_clients: dict[str, redis.Redis] = {}
 
 
 def _async_client() -> aioredis.Redis:
@@ -181,10 +183,3 @@ def _async_client() -> aioredis.Redis:
             settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
         )
     return _async_clients[loop]
-
-
-def _sync_client() -> redis.Redis:
-    url = settings.REDIS_URL
-    if url not in _sync_clients:
-        _sync_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    return _sync_clients[url]

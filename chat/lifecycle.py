@@ -16,10 +16,10 @@ import logging
 import signal
 import time
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import leases, replies, shutdown
+from chat import leases, shutdown
+from chat.turns import supervisor, watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def process_start() -> None:
     Safe to call again: both happen once per event loop.
     """
     await leases.lease_start()
-    replies.reply_watchdog_start()
+    watchdog.watchdog_start()
 
 
 async def drain(*, grace: float) -> None:
@@ -46,7 +46,7 @@ async def drain(*, grace: float) -> None:
     shutdown.drain_begin()
     # Tabs here reconnect to a live process, which streams the rest from the channel layer.
     await shutdown.sockets_close()
-    writing = replies.replies_writing()
+    writing = supervisor.turns_running()
     if writing:
         logger.warning(
             "shutting down: %d replies are being written, waiting up to %g s for them "
@@ -61,11 +61,11 @@ async def drain(*, grace: float) -> None:
         )
         over.cancel()
     shutdown.grace_end()
-    if left := replies.replies_writing():
+    if left := supervisor.turns_running():
         logger.warning("saving %d unfinished replies as interrupted", len(left))
         await asyncio.wait(left, timeout=SAVE_TIMEOUT)
     # Replies this process claimed but never started writing (a consumer cancelled mid-send).
-    await database_sync_to_async(replies.reply_recover_orphans)()
+    await watchdog.turns_orphans_end()
     await leases.lease_release()
 
 

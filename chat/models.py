@@ -91,7 +91,7 @@ class Message(TimestampedModel):
         STOPPED = "stopped", _("Stopped")
         # The process generating it died; the partial text is kept.
         INTERRUPTED = "interrupted", _("Interrupted")
-        # A user message waiting for the AI while another reply streams (chat.queue).
+        # A user message waiting for the AI while another reply streams (chat.turns).
         QUEUED = "queued", _("Queued")
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
@@ -119,7 +119,12 @@ class Message(TimestampedModel):
 
     class Meta:
         ordering = ["pk"]
-        indexes = [models.Index(fields=["room", "version"], name="message_room_version")]
+        indexes = [
+            models.Index(fields=["room", "version"], name="message_room_version"),
+            # The watchdog looks for streaming replies and queued questions twice a
+            # second in every process: few rows, found without scanning the table.
+            models.Index(fields=["status", "room"], name="message_status_room"),
+        ]
         constraints = [
             # Turn-taking: a room generates one reply at a time, across processes.
             models.UniqueConstraint(

@@ -49,13 +49,16 @@ class TaxLawSearch:
     keyword_only: bool
 
 
-async def taxlaw_search(*, query: str, k: int = PAGE_DOCUMENTS) -> TaxLawSearch:
-    """The `k` documents that best answer `query`."""
+async def taxlaw_search(
+    *, query: str, k: int = PAGE_DOCUMENTS, strict: bool = False
+) -> TaxLawSearch:
+    """The `k` documents that best answer `query`. `strict`: an embedding server that
+    fails raises its ModelError, rather than ranking by keywords alone."""
     query = query.strip()
     if not query:
         return TaxLawSearch(query=query, documents=[], keyword_only=not llm.is_configured())
     keyword_ranking = await sync_to_async(taxlaw_keyword_ranking)(query=query, limit=CANDIDATES)
-    vector_ranking = await taxlaw_vector_ranking(query=query, limit=CANDIDATES)
+    vector_ranking = await taxlaw_vector_ranking(query=query, limit=CANDIDATES, strict=strict)
     if vector_ranking is None:
         ranking = keyword_ranking
     else:
@@ -64,11 +67,16 @@ async def taxlaw_search(*, query: str, k: int = PAGE_DOCUMENTS) -> TaxLawSearch:
     return TaxLawSearch(query=query, documents=documents, keyword_only=vector_ranking is None)
 
 
-async def taxlaw_vector_ranking(*, query: str, limit: int) -> list[int] | None:
-    """Document ids nearest `query` by embedding; None when no embedding is available."""
+async def taxlaw_vector_ranking(
+    *, query: str, limit: int, strict: bool = False
+) -> list[int] | None:
+    """Document ids nearest `query` by embedding; None when no embedding model is
+    configured, or (unless `strict`) when the embedding request fails."""
     try:
         nearest = await TaxLawDocument.objects.similarity_search_async(query, k=limit)
     except llm.ModelError as exc:
+        if strict and llm.is_configured():
+            raise
         logger.info("searching by keywords only: %s", exc)
         return None
     return [document.pk for document in nearest]
@@ -140,7 +148,11 @@ async def turns_ground(
     turns = [_unmarked(turn) for turn in turns]
     if not latest.startswith(QUESTION_MARK):
         return turns, []
-    search = await taxlaw_search(query=latest.removeprefix(QUESTION_MARK), k=PROMPT_DOCUMENTS)
+    # A reply grounded on keywords alone while the embedding server fails would
+    # pass for a good answer: the reply ends as an error, with Retry, instead.
+    search = await taxlaw_search(
+        query=latest.removeprefix(QUESTION_MARK), k=PROMPT_DOCUMENTS, strict=True
+    )
     if not search.documents:
         return turns, []
     reference = _reference_text(search.documents)

@@ -127,3 +127,13 @@ def room_reset(*, room: Room) -> str:
 def sync_request() -> str:
     """Tells the page to catch up (static/chat/chat.js), after broadcasts may have been lost."""
     return render_to_string(f"{ROOM_TEMPLATE}#sync_request")
+
+
+def queue(*, queue: list[Message]) -> str:
+    """The room's queue, to replace the page's #queue (latest wins)."""
+    return render_to_string(f"{ROOM_TEMPLATE}#queue", {"queue": queue, "oob": True})
+
+
+def room_title(*, room: Room) -> str:
+    """The room's header after its settings changed: name, prompt, model, who the AI answers."""
+    return render_to_string(f"{ROOM_TEMPLATE}#room_title", {"room": room, "oob": True})

@@ -1,161 +1,56 @@
-"""The reply engine: what owns a reply in progress.
+"""One reply, streamed: the model's deltas, coalesced, broadcast and saved as they come.
 
-A reply belongs to its room, not to the socket that asked: its task lives
-here, so it goes on when the sender's tab closes. Here are the task, the
-coalescer that paces its broadcasts, the Stop signal, the periodic save, and
-the watchdog that recovers replies whose process died (its lease lapsed, see
-chat.leases). On shutdown (chat.lifecycle) a reply saves all its text and ends.
+chat.turns.supervisor owns the turn around it (the claim, the history, the end,
+the next question); here the model's stream is written into the reply until it
+ends, fails, is stopped or the process shuts down, and `reply_write` says how
+it ended. `reply_end` saves the final state and tells the tabs.
 """
 
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import leases, llm, observability, queue, rag, rendering, selectors, shutdown, usage
-from chat.broadcast import (
-    delta_send,
-    message_broadcast_on_commit,
-    message_key,
-    reply_group,
-    room_send,
-    room_version_bump,
-)
+from chat import faults, llm, observability, rendering, shutdown, usage
+from chat.broadcast import delta_send, message_key, room_send, room_version_bump
 from chat.deltas import DeltaStream
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
 
-
-def reply_recover_stale(*, room: Room | None = None) -> int:
-    """Mark replies whose process died mid-stream as interrupted, and tell their tabs.
-
-    A reply's owner holds a lease (chat.leases): once it has lapsed, the owner
-    is gone. A reply with no owner recorded falls back to CHAT_STALE_AFTER
-    without a save. The conditional UPDATE makes this safe to run from any
-    number of processes at once. Returns how many it marked.
-    """
-    streaming = Message.objects.filter(status=Message.Status.STREAMING)
-    if room is not None:
-        streaming = streaming.filter(room=room)
-    rows = list(streaming.values_list("owner", "updated_at"))
-    owners = {owner for owner, _ in rows if owner}
-    # Unknown (Redis unreachable): no owner is taken for dead.
-    alive = leases.owners_alive(owners) if owners else set()
-    dead = set() if alive is None else owners - alive
-    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
-    if not dead and not any(not owner and saved < cutoff for owner, saved in rows):
-        return 0
-    return _recover(streaming.filter(Q(owner__in=dead) | Q(owner="", updated_at__lt=cutoff)))
+# Replies this process is streaming now: what CHAT_STREAM_BUDGET is shared by.
+_streaming = 0
 
 
-def reply_recover_orphans() -> int:
-    """Mark this process's streaming replies interrupted: at exit, once its tasks are done."""
-    return _recover(
-        Message.objects.filter(status=Message.Status.STREAMING, owner=leases.PROCESS_ID)
-    )
-
-
-def _recover(stale: QuerySet[Message]) -> int:
-    # The dead process may have broadcast this many updates after its last save;
-    # jumping past them makes every tab accept the interrupted state.
-    seq_margin = math.ceil(settings.CHAT_STALE_AFTER / settings.CHAT_STREAM_INTERVAL) + 1
-    recovered = 0
-    for message in stale:
-        with transaction.atomic():
-            if not stale.filter(pk=message.pk).update(
-                status=Message.Status.INTERRUPTED,
-                error=gettext_noop("The server stopped while writing this reply."),
-                seq=F("seq") + seq_margin,
-                updated_at=timezone.now(),
-            ):
-                continue  # another process got there first
-            message.refresh_from_db()
-            message_broadcast_on_commit(message)
-            recovered += 1
-    return recovered
-
-
-_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-
-
-def reply_watchdog_start() -> None:
-    """Sweep for dead replies in the background, once per process (event loop)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _watchdogs:
-        _watchdogs[loop] = loop.create_task(_watch_for_dead_replies(), name="reply-watchdog")
-
-
-async def _watch_for_dead_replies() -> None:
-    while True:
-        try:
-            await database_sync_to_async(reply_recover_stale)()
-            await queue.queue_resume()
-        except Exception:
-            logger.warning("recovering stale replies failed", exc_info=True)
-        await asyncio.sleep(leases.renew_interval())
-
-
-# The set keeps a reference, or the event loop could drop a running task.
-_reply_tasks: set[asyncio.Task[None]] = set()
-
-
-def reply_start(*, room: Room, reply: Message, continuing: bool = False) -> asyncio.Task[None]:
-    """Write `reply` in the background; `continuing` carries on from the text it has."""
-    task = asyncio.create_task(
-        _reply_generate(room=room, reply=reply, continuing=continuing), name=f"reply-{reply.pk}"
-    )
-    _reply_tasks.add(task)
-    task.add_done_callback(_reply_tasks.discard)
-    return task
-
-
-def replies_writing() -> set[asyncio.Task[None]]:
-    """The replies this event loop is writing."""
-    loop = asyncio.get_running_loop()
-    return {task for task in _reply_tasks if task.get_loop() is loop and not task.done()}
-
-
-# Sent after the text kept when a reply is continued.
-CONTINUE_PROMPT = (
-    "Your reply above was cut off. Continue it exactly where it stopped: do not repeat "
-    "anything and do not comment, write only the rest."
-)
-
-
-async def _reply_generate(*, room: Room, reply: Message, continuing: bool) -> None:
-    observability.reply_started(room_id=room.pk, reply_id=reply.pk, model=llm.model_name())
-    turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
-    # A "!" question is answered from the tax-law documents; the reply keeps its sources.
-    turns, sources = await rag.turns_ground(turns=turns)
-    if continuing and reply.content:
-        turns += [
-            {"role": "assistant", "content": reply.content},
-            {"role": "user", "content": CONTINUE_PROMPT},
-        ]
-    elif sources:
-        reply.sources = sources
-        await Message.objects.filter(pk=reply.pk).aupdate(sources=reply.sources)
-    stream = _ReplyStream(room=room, reply=reply)
-    async with _StopSignal(reply_id=reply.pk) as stop:
+async def reply_write(
+    *, room: Room, reply: Message, turns: list[llm.ChatTurn], stop: "asyncio.Task[object]"
+) -> None:
+    """Stream the model's answer to `turns` into `reply`; its status and error then say
+    how it ended (complete, error, stopped or interrupted). The row is saved as it
+    grows, not at the end: call reply_end."""
+    global _streaming
+    _streaming += 1
+    try:
+        stream = _ReplyStream(room=room, reply=reply)
         reply.status, reply.error = await _generate(turns=turns, stream=stream, stop=stop)
-    await stream.finish()
-    observability.reply_finished(reply_id=reply.pk, outcome=reply.status)
-    await queue.queue_after_reply(room=room)
+    finally:
+        _streaming -= 1
+
+
+async def reply_end(*, room: Room, reply: Message) -> None:
+    """Save the reply's final state, if the row is still this turn's, and broadcast it."""
+    await _ReplyStream(room=room, reply=reply).finish()
 
 
 async def _generate(
-    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "_StopSignal"
+    *, turns: list[llm.ChatTurn], stream: "_ReplyStream", stop: "asyncio.Task[object]"
 ) -> tuple[str, str]:
     """Stream the model's reply into `stream` until it ends, fails, is stopped or the
     process shuts down."""
@@ -164,9 +59,7 @@ async def _generate(
     saving = asyncio.create_task(stream.keep_saving())
     exiting = asyncio.create_task(shutdown.grace_over())
     try:
-        await asyncio.wait(
-            {writing, saving, stop.received, exiting}, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({writing, saving, stop, exiting}, return_when=asyncio.FIRST_COMPLETED)
         if writing.done():
             return writing.result()
         # Stopped by a tab, the row is gone (history cleared) or the process is
@@ -175,7 +68,7 @@ async def _generate(
         with contextlib.suppress(asyncio.CancelledError):
             await writing
         if exiting.done():
-            # Every token received so far is saved with the reply (stream.finish).
+            # Every token received so far is saved with the reply (reply_end).
             return Message.Status.INTERRUPTED, gettext_noop(
                 "The server stopped while writing this reply."
             )
@@ -189,11 +82,12 @@ async def _generate(
 async def _write(
     *, turns: list[llm.ChatTurn], stream: "_ReplyStream", coalescer: "_Coalescer"
 ) -> tuple[str, str]:
-    # The room's current model: its owner may have changed it since the tab connected.
-    model, temperature = await selectors.room_model_settings(room=stream.room)
-    stream.reply.model = llm.model_name(model=model)
-    answer = llm.stream_reply(turns, model=model, temperature=temperature)
+    # The room as the turn read it when it started: its current model and temperature.
+    room = stream.room
+    stream.reply.model = llm.model_name(model=room.model)
+    answer = llm.stream_reply(turns, model=room.model, temperature=room.temperature)
     try:
+        faults.fault_point("model")
         async for delta in answer:
             stream.reply.content += delta
             observability.reply_token(reply_id=stream.reply.pk)
@@ -215,52 +109,13 @@ def usage_record(*, reply: Message, usage: llm.Usage | None) -> None:
     reply.completion_tokens = usage.completion_tokens if usage else None
 
 
-class _StopSignal:
-    """The reply's own group on the channel layer: a Stop from any process reaches it."""
-
-    def __init__(self, *, reply_id: int) -> None:
-        self.group = reply_group(reply_id)
-        self.layer = get_channel_layer()
-        self.channel = ""
-        # Set on entering: the Stop listener, or a wait that never ends.
-        self.received: asyncio.Task[object]
-
-    async def __aenter__(self) -> "_StopSignal":
-        self.channel = await self.layer.new_channel()
-        try:
-            await self.layer.group_add(self.group, self.channel)
-        except Exception:
-            # Without the layer the reply still completes; Stop cannot reach it.
-            logger.warning("cannot listen for Stop on %s", self.group, exc_info=True)
-            self.received = asyncio.create_task(asyncio.Event().wait())
-        else:
-            self.received = asyncio.create_task(self._listen())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.received.cancel()
-        with contextlib.suppress(Exception):
-            await self.layer.group_discard(self.group, self.channel)
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                event = await self.layer.receive(self.channel)
-            except Exception:
-                logger.warning("lost the Stop listener on %s", self.group, exc_info=True)
-                await asyncio.sleep(1)
-                continue
-            if event.get("type") == "reply.stop":
-                return
-
-
 def _stream_interval() -> float:
     """Seconds between two updates of a streaming reply: CHAT_STREAM_INTERVAL, or
     longer when so many replies stream in this process that together they would
     broadcast more than CHAT_STREAM_BUDGET updates a second. Each update is
     rendered and published once whatever the number of tabs, so that is what
     bounds a process's rooms (docs/benchmark.md, S6)."""
-    return max(settings.CHAT_STREAM_INTERVAL, len(_reply_tasks) / settings.CHAT_STREAM_BUDGET)
+    return max(settings.CHAT_STREAM_INTERVAL, _streaming / settings.CHAT_STREAM_BUDGET)
 
 
 class _Coalescer:
@@ -321,8 +176,12 @@ class _ReplyStream:
         delta, finished = found
         if finished:
             # Saved before sent: a page loaded from the database then holds every
-            # block a later delta builds on.
-            await self._save()
+            # block a later delta builds on. A refused save costs a late tab a
+            # repair from the next save, not the reply.
+            try:
+                await self._save()
+            except Exception:
+                logger.warning("saving reply %s failed", self.reply.pk, exc_info=True)
         try:
             await delta_send(room_id=self.room.pk, message_id=self.reply.pk, frame=delta)
         except Exception:
@@ -334,11 +193,16 @@ class _ReplyStream:
 
         Each save bounds what a crash can lose, and is the heartbeat that tells
         recovery the reply is alive. Returns when the row was deleted or taken over.
+        A save the database refuses is tried again at the next interval, with
+        all the text by then: the reply goes on.
         """
         while True:
             await asyncio.sleep(settings.CHAT_SAVE_INTERVAL)
-            if not await self._save():
-                return
+            try:
+                if not await self._save():
+                    return
+            except Exception:
+                logger.warning("saving reply %s failed; trying again", self.reply.pk, exc_info=True)
 
     async def finish(self) -> None:
         self.reply.seq += 1
@@ -348,6 +212,7 @@ class _ReplyStream:
     def _save_final(self) -> bool:
         # The final state counts as a change to the room (Room.version): a tab
         # that was away when it came finds it on catching up.
+        faults.fault_point("finish")
         with transaction.atomic():
             if not self._mine().update(**self._fields(final=True)):
                 return False
@@ -357,6 +222,7 @@ class _ReplyStream:
         return True
 
     async def _save(self) -> bool:
+        faults.fault_point("save")
         return bool(await self._mine().aupdate(**self._fields()))
 
     def _mine(self) -> QuerySet[Message]:

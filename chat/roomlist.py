@@ -6,13 +6,11 @@ user's unread count (chat.consumers_list).
 """
 
 import asyncio
-from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
-from chat.broadcast import user_group
+from chat.broadcast import after_commit, user_group
 from chat.models import Room
 
 
@@ -28,8 +26,9 @@ def room_changed_on_commit(*, room: Room, also: tuple[int, ...] = ()) -> None:
     """After commit, the lists of the room's people (and `also`) show its new state.
 
     The people are taken now, so a room being deleted or left still reaches them."""
-    user_ids = room_user_ids(room_id=room.pk) | set(also)
-    transaction.on_commit(partial(_send, room_id=room.pk, user_ids=user_ids))
+    user_ids = {*room_user_ids(room_id=room.pk), *also}
+    # A room list that misses this catches up at its next change, or a reload.
+    after_commit(_send, room_id=room.pk, user_ids=user_ids)
 
 
 def room_changed_send(*, room_id: int) -> None:

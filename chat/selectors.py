@@ -55,10 +55,22 @@ async def room_aget(*, pk: int, user: AnyUser) -> Room | None:
     return await room_visible(user=user).filter(pk=pk).afirst()
 
 
-async def room_model_settings(*, room: Room) -> tuple[str, float]:
-    """The room's model and temperature as stored now (a connected tab's copy may be older)."""
-    stored = await Room.objects.filter(pk=room.pk).values_list("model", "temperature").afirst()
-    return stored or (room.model, room.temperature)
+def room_queue(*, room_id: int) -> list[Message]:
+    """The room's questions waiting for the AI, next first."""
+    return list(
+        Message.objects.filter(room_id=room_id, status=Message.Status.QUEUED)
+        .select_related("author")
+        .order_by("pk")
+    )
+
+
+# In "mentioned" rooms only these get a reply: "@ai ..." or a "!" tax-law question.
+ADDRESSED = re.compile(r"\s*(?:@ai\b|!)", re.IGNORECASE)
+
+
+def message_addressed(*, room: Room, content: str) -> bool:
+    """Whether the AI should answer this message, under the room's settings as given."""
+    return room.ai_answers == Room.AiAnswers.EVERY or bool(ADDRESSED.match(content))
 
 
 def room_members(*, room: Room) -> QuerySet:
@@ -66,7 +78,7 @@ def room_members(*, room: Room) -> QuerySet:
 
 
 def room_messages(*, room: Room) -> QuerySet[Message]:
-    """The conversation; questions waiting for the AI are shown apart (chat.queue)."""
+    """The conversation; questions waiting for the AI are shown apart (room_queue)."""
     return room.messages.exclude(status=Message.Status.QUEUED).select_related("author")
 
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, queue, rag, replies, selectors, services, usage
+from chat import export, rag, selectors, services, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -44,7 +44,6 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     room = _room_or_404(request, pk)
-    replies.reply_recover_stale(room=room)
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
@@ -56,7 +55,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "room": room,
             "page": page or selectors.room_messages_page(room=room),
             "found": found if page else None,
-            "queue": queue.queue_waiting(room_id=room.pk),
+            "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
         },

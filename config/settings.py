@@ -297,3 +297,5 @@ CHAT_LEASE_TTL = env.float("CHAT_LEASE_TTL", default=2.0)
 # On SIGTERM or SIGINT, replies in progress may finish for this long (seconds);
 # what is left is then saved in full and marked interrupted before the process exits.
 CHAT_SHUTDOWN_GRACE = env.float("CHAT_SHUTDOWN_GRACE", default=20.0)
+# Tests of the turn supervisor: the step of a turn that fails once per process (chat.faults).
+CHAT_FAULT_POINT = env.str("CHAT_FAULT_POINT", default="")

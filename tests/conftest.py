@@ -20,8 +20,8 @@ from django.db.models import Max
 from django.test import Client
 from django.utils import translation
 
-from chat import replies
 from chat.models import Message, Room, TaxLawDocument
+from chat.turns import supervisor
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
 
@@ -178,10 +178,8 @@ def taxlaw_sample() -> list[TaxLawDocument]:
 
 
 async def replies_finished(within: float = 10) -> None:
-    """Wait for the replies this event loop is writing (earlier tests' loops are closed)."""
-    loop = asyncio.get_running_loop()
-    running = [task for task in replies._reply_tasks if task.get_loop() is loop]
-    await asyncio.wait_for(asyncio.gather(*running), within)
+    """Wait for the turns this event loop is running (earlier tests' loops are closed)."""
+    await asyncio.wait_for(asyncio.gather(*supervisor.turns_running()), within)
 
 
 def session_cookie(user: AbstractBaseUser) -> tuple[bytes, bytes]:

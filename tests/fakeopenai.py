@@ -88,6 +88,9 @@ class FakeOpenAI:
         self.models_status: int = 200
         # Whether streams send the usage chunk a client asks for.
         self.report_usage: bool = True
+        # /v1/embeddings: its status (non-200 answers with an error) and a delay before it.
+        self.embeddings_status: int = 200
+        self.embeddings_delay: float = 0.0
         self._lock = threading.Lock()
         self._received = threading.Condition(self._lock)
         self._queue: deque[Reply] = deque()
@@ -162,6 +165,7 @@ class FakeOpenAI:
         default models and report usage again."""
         with self._lock:
             self.models, self.models_status, self.report_usage = DEFAULT_MODELS, 200, True
+            self.embeddings_status, self.embeddings_delay = 200, 0.0
             self._queue.clear()
             self._requests.clear()
             self._peers.clear()
@@ -272,6 +276,9 @@ class FakeOpenAI:
         with self._lock:
             self._embedding_requests.append(body)
             explicit = dict(self._embeddings)
+        await asyncio.sleep(self.embeddings_delay)
+        if self.embeddings_status != 200:
+            return _error(self.embeddings_status, f"Fake error {self.embeddings_status}")
         raw = body["input"]
         # A list of ints is one tokenised input; any other list holds separate inputs.
         if isinstance(raw, list) and not all(isinstance(x, int) for x in raw):

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 from prometheus_client import REGISTRY
 
-from chat import broadcast, services
+from chat import broadcast, replies, services
 from chat.models import Message
 from config.asgi import application
 from tests.conftest import ORIGIN, replies_finished, session_cookie
@@ -183,8 +183,6 @@ async def test_a_dropped_final_update_is_repaired_by_asking_for_that_message(
 ):
     """The layer delivers at most once: here the reply's final broadcast is dropped on
     purpose, and the tab, seeing its streaming message fall silent, asks for it."""
-    from chat import replies
-
     real_send = replies.room_send
 
     async def drop_the_final_update(*, room_id, html, key=None):

@@ -13,8 +13,9 @@ import redis
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from chat import leases, replies
+from chat import leases
 from chat.models import Message, ProcessLease
+from chat.turns import watchdog
 from tests.fakeopenai import Reply
 from tests.servers import free_port
 from tests.wsutil import messages_in, receive_until, reply_finished
@@ -37,9 +38,7 @@ def redis_client(redis_url: str) -> redis.Redis:
 
 async def trusted_keyspace() -> None:
     """The first check starts the keyspace's clock; absences count once it is a TTL old."""
-    assert await sync_to_async(leases.owners_alive)([DEAD]) is None, (
-        "a young keyspace proves nothing"
-    )
+    assert await leases.owners_alive([DEAD]) is None, "a young keyspace proves nothing"
     await asyncio.sleep(TTL * 1.5)
 
 
@@ -63,11 +62,11 @@ async def test_owners_alive_are_those_whose_lease_has_not_lapsed(redis_client):
     await trusted_keyspace()
     other = "other-host-1-123456"
     redis_client.set(leases.lease_key(other), "1", px=int(TTL * 1000))
-    alive = await sync_to_async(leases.owners_alive)([other, DEAD, leases.PROCESS_ID])
+    alive = await leases.owners_alive([other, DEAD, leases.PROCESS_ID])
     assert alive == {other, leases.PROCESS_ID}
 
     await asyncio.sleep(TTL * 1.5)
-    assert await sync_to_async(leases.owners_alive)([other]) == set()
+    assert await leases.owners_alive([other]) == set()
 
 
 async def test_without_redis_the_lease_is_a_row_in_the_database(settings):
@@ -78,7 +77,7 @@ async def test_without_redis_the_lease_is_a_row_in_the_database(settings):
     await ProcessLease.objects.acreate(
         process="lapsed-1-bbbbbb", renewed_at=timezone.now() - timedelta(seconds=TTL * 2)
     )
-    alive = await sync_to_async(leases.owners_alive)(["fresh-1-aaaaaa", "lapsed-1-bbbbbb", DEAD])
+    alive = await leases.owners_alive(["fresh-1-aaaaaa", "lapsed-1-bbbbbb", DEAD])
     assert alive == {"fresh-1-aaaaaa"}
 
     await leases.lease_release()
@@ -99,7 +98,7 @@ async def test_unreachable_redis_leaves_other_processes_replies_alone(
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
 
     with caplog.at_level(logging.WARNING, logger="chat.leases"):
-        assert await sync_to_async(replies.reply_recover_stale)() == 1
+        assert await watchdog.turns_recover() == 1
 
     await owned.arefresh_from_db()
     await ownerless.arefresh_from_db()
@@ -112,10 +111,10 @@ async def test_a_reply_is_recovered_once(room_factory, redis_client):
     room = await sync_to_async(room_factory)()
     await Message.objects.acreate(room=room, role="assistant", status="streaming", owner=DEAD)
     await trusted_keyspace()
-    assert await sync_to_async(replies.reply_recover_stale)() == 1
+    assert await watchdog.turns_recover() == 1
     # The UPDATE is conditional on the row still streaming: a second sweep, here
     # or in another process, finds nothing to do and tells no tab again.
-    assert await sync_to_async(replies.reply_recover_stale)() == 0
+    assert await watchdog.turns_recover() == 0
 
 
 def send(content: str) -> str:
@@ -179,9 +178,9 @@ async def test_after_redis_restarts_no_lease_counts_as_lapsed_for_a_while(
     # their owners renew within a quarter TTL, so until a TTL has passed an
     # absent lease proves nothing.
     redis_client.delete(*redis_client.keys(f"{redis_keys}:*"))
-    assert await sync_to_async(replies.reply_recover_stale)() == 0
+    assert await watchdog.turns_recover() == 0
     redis_client.set(leases.lease_key(other), "1", px=60_000)
     await asyncio.sleep(TTL * 1.5)
-    assert await sync_to_async(replies.reply_recover_stale)() == 0
+    assert await watchdog.turns_recover() == 0
     await reply.arefresh_from_db()
     assert reply.status == "streaming"

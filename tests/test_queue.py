@@ -5,8 +5,9 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import queue
+from chat import selectors
 from chat.models import Message, Room
+from chat.turns import watchdog
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in, receive_until, reply_finished
@@ -184,13 +185,13 @@ async def test_a_waiting_question_survives_until_the_room_is_free(room, user, mo
     await Message.objects.acreate(room=busy, author=user, role="user", content="q", status="queued")
     await Message.objects.acreate(room=busy, role="assistant", status="streaming")
 
-    assert await queue.queue_resume() == 1, "only the room with no reply streaming starts"
+    assert await watchdog.queues_resume() == 1, "only the room with no reply streaming starts"
     await replies_finished()
     assert (await rows(room))[-2:] == [
         ("user", "complete", "still waiting"),
         ("assistant", "complete", 'Echo: [author: "alice"]\nstill waiting'),
     ]
-    assert await queue.queue_resume() == 0
+    assert await watchdog.queues_resume() == 0
 
 
 async def test_in_mentioned_mode_only_addressed_messages_call_the_model(room, bob, connect, model):
@@ -231,6 +232,6 @@ async def test_in_mentioned_mode_only_addressed_messages_call_the_model(room, bo
 )
 async def test_what_counts_as_addressed(room, content, addressed):
     room.ai_answers = "mentioned"
-    assert queue.message_addressed(room=room, content=content) is addressed
+    assert selectors.message_addressed(room=room, content=content) is addressed
     room.ai_answers = "every"
-    assert queue.message_addressed(room=room, content=content) is True
+    assert selectors.message_addressed(room=room, content=content) is True

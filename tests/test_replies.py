@@ -6,8 +6,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import replies
 from chat.models import Message
+from chat.turns import supervisor
 from tests.fakeopenai import Reply
 from tests.servers import free_port
 from tests.wsutil import messages_in, receive_until, reply_finished
@@ -201,7 +201,7 @@ async def test_continue_carries_a_stopped_reply_on_in_the_same_message(room, con
     request = model.wait_for_requests(2)[-1]
     assert request["messages"][-2:] == [
         {"role": "assistant", "content": kept},
-        {"role": "user", "content": replies.CONTINUE_PROMPT},
+        {"role": "user", "content": supervisor.CONTINUE_PROMPT},
     ]
     assert request["messages"][0] == {"role": "user", "content": "go"}
 

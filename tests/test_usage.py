@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chat import rendering, services, usage
 from chat.models import Message
+from chat.turns import actions
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
 
@@ -25,7 +26,7 @@ def reply(room, **fields) -> Message:
 async def test_a_reply_records_the_model_and_tokens_the_server_reported(room_factory, model):
     room = await sync_to_async(room_factory)(model="fake-model", temperature=0.4)
     model.queue(Reply(chunks=("one ", "two")))
-    await services.message_send(room=room, author=room.owner, content="count these three")
+    await actions.message_send(room_id=room.pk, author=room.owner, content="count these three")
     await replies_finished()
     answer = await Message.objects.aget(room=room, role="assistant")
     assert (answer.model, answer.prompt_tokens, answer.completion_tokens) == ("fake-model", 3, 2)
@@ -45,7 +46,7 @@ async def test_a_reply_uses_the_room_s_model_as_stored_now(room_factory, model):
         model="other-model",
         temperature=1.5,
     )
-    await services.message_send(room=room, author=room.owner, content="hi")
+    await actions.message_send(room_id=room.pk, author=room.owner, content="hi")
     await replies_finished()
     (request,) = model.requests
     assert (request["model"], request["temperature"]) == ("other-model", 1.5)
@@ -56,7 +57,7 @@ async def test_a_reply_uses_the_room_s_model_as_stored_now(room_factory, model):
 async def test_usage_stays_unknown_when_the_server_reports_none(room_factory, model):
     room = await sync_to_async(room_factory)()
     model.report_usage = False
-    await services.message_send(room=room, author=room.owner, content="hi")
+    await actions.message_send(room_id=room.pk, author=room.owner, content="hi")
     await replies_finished()
     answer = await Message.objects.aget(room=room, role="assistant")
     assert (answer.status, answer.prompt_tokens, answer.completion_tokens) == (
@@ -73,10 +74,10 @@ async def test_regenerating_forgets_the_old_reply_s_usage_until_the_new_one_repo
     room_factory, model
 ):
     room = await sync_to_async(room_factory)()
-    await services.message_send(room=room, author=room.owner, content="hi")
+    await actions.message_send(room_id=room.pk, author=room.owner, content="hi")
     await replies_finished()
     model.report_usage = False
-    await services.reply_regenerate(room=room)
+    await actions.reply_regenerate(room_id=room.pk, user=room.owner)
     await replies_finished()
     answer = await Message.objects.aget(room=room, role="assistant")
     assert (answer.prompt_tokens, answer.completion_tokens) == (None, None)
