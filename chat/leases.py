@@ -1,9 +1,8 @@
 """Which server processes are alive: each holds a lease, a heartbeat with a short TTL.
 
-A process's identity is new each time it starts (host, pid and a random part),
-so a restarted process never takes its previous incarnation's replies for its
-own. With Redis the lease is a key that expires CHAT_LEASE_TTL seconds after
-its last renewal; without Redis (one process) it is a row in chat_processlease.
+A process is named by chat.process.PROCESS_ID. With Redis the lease is a key
+(chat.process.lease_key) that expires CHAT_LEASE_TTL seconds after its last
+renewal; without Redis (one process) it is a row in chat_processlease.
 
 When it cannot tell whether a process is alive, this module says so (None), and
 callers leave that process's replies alone: recovering a live process's reply
@@ -12,24 +11,22 @@ would cut it short.
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from chat.models import ProcessLease
+from chat.process import PROCESS_ID, lease_key
+from chat.redis_url import redis_client, redis_client_sync
 
 logger = logging.getLogger(__name__)
 
-PROCESS_ID = f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(3)}"
+# Short timeouts: a renewal or check that waits longer would be too late anyway.
+_TIMEOUTS = {"socket_timeout": 1, "socket_connect_timeout": 1}
 
 # One round trip: the age of the lease keyspace (Redis time, in ms, since the
 # epoch key was first written) and whether each lease exists. A young keyspace
@@ -43,10 +40,6 @@ local alive = {}
 for i = 2, #KEYS do alive[i - 1] = redis.call('EXISTS', KEYS[i]) end
 return {age, alive}
 """
-
-
-def lease_key(process: str) -> str:
-    return f"{settings.CHAT_REDIS_PREFIX}:lease:{process}"
 
 
 def renew_interval() -> float:
@@ -78,7 +71,7 @@ async def lease_release() -> None:
         task.cancel()
     try:
         if settings.REDIS_URL:
-            await _async_client().delete(lease_key(PROCESS_ID))
+            await redis_client(**_TIMEOUTS).delete(lease_key(PROCESS_ID))
         else:
             await ProcessLease.objects.filter(process=PROCESS_ID).adelete()
     except Exception:
@@ -96,7 +89,7 @@ async def _renew() -> None:
     try:
         if settings.REDIS_URL:
             ttl_ms = int(settings.CHAT_LEASE_TTL * 1000)
-            await _async_client().set(lease_key(PROCESS_ID), "1", px=ttl_ms)
+            await redis_client(**_TIMEOUTS).set(lease_key(PROCESS_ID), "1", px=ttl_ms)
         else:
             await database_sync_to_async(_renew_row)()
     except Exception as exc:
@@ -153,7 +146,7 @@ def _alive_in_redis(processes: list[str]) -> set[str] | None:
         return set()
     keys = [f"{settings.CHAT_REDIS_PREFIX}:lease-epoch", *map(lease_key, processes)]
     # redis-py types eval() for its sync and async clients at once.
-    checked: Any = _sync_client().eval(_CHECK_LEASES, len(keys), *keys)
+    checked: Any = redis_client_sync(**_TIMEOUTS).eval(_CHECK_LEASES, len(keys), *keys)
     age_ms, exists = checked
     if age_ms < settings.CHAT_LEASE_TTL * 1000:
         return None
@@ -167,24 +160,3 @@ def _alive_in_database(processes: list[str]) -> set[str]:
             "process", flat=True
         )
     )
-
-
-_async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-_sync_clients: dict[str, redis.Redis] = {}
-
-
-def _async_client() -> aioredis.Redis:
-    # redis-py's asyncio pool belongs to the loop that made it.
-    loop = asyncio.get_running_loop()
-    if loop not in _async_clients:
-        _async_clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-        )
-    return _async_clients[loop]
-
-
-def _sync_client() -> redis.Redis:
-    url = settings.REDIS_URL
-    if url not in _sync_clients:
-        _sync_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    return _sync_clients[url]

