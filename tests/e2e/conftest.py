@@ -5,11 +5,6 @@ model server) and its own browser; each test gets a fresh browser context.
 """
 
 import os
-
-# Sync Playwright keeps an event loop running in the main thread, which makes
-# Django refuse synchronous work in pytest-django's fixtures.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 import re
 import uuid
 from collections.abc import Callable, Iterator
