@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from chat.background import background_start, background_stop
 from chat.models import ProcessLease
 from chat.process import PROCESS_ID, lease_key
 from chat.redis_url import redis_client, redis_client_sync
@@ -47,7 +48,6 @@ def renew_interval() -> float:
     return settings.CHAT_LEASE_TTL / 4
 
 
-_renewers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 _renew_failing = False
 
 
@@ -57,18 +57,13 @@ async def lease_start() -> None:
     The first renewal is awaited, so no reply is recorded under an owner that
     other processes would see as dead.
     """
-    loop = asyncio.get_running_loop()
-    if loop in _renewers:
-        return
-    _renewers[loop] = loop.create_task(_keep_renewing(), name="lease")
-    await _renew()
+    if background_start("lease", _keep_renewing):
+        await _renew()
 
 
 async def lease_release() -> None:
     """Give the lease up at once (a clean shutdown), so no one waits for it to lapse."""
-    task = _renewers.pop(asyncio.get_running_loop(), None)
-    if task is not None:
-        task.cancel()
+    await background_stop("lease")
     try:
         if settings.REDIS_URL:
             await redis_client(**_TIMEOUTS).delete(lease_key(PROCESS_ID))

@@ -24,6 +24,7 @@ from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 
 from chat import rendering, selectors
+from chat.background import background_start
 from chat.broadcast import fragment_event, room_group
 from chat.redis_url import redis_client
 
@@ -34,7 +35,6 @@ _local: defaultdict[int, set[str]] = defaultdict(set)
 # Without Redis: room id -> entry -> last refresh; typing key -> when it may next be sent.
 _memory: defaultdict[int, dict[str, float]] = defaultdict(dict)
 _typing_memory: dict[str, float] = {}
-_heartbeats: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
 
 def _entry(user_id: int, channel: str) -> str:
@@ -50,7 +50,7 @@ async def presence_join(*, room_id: int, user_id: int, channel: str) -> None:
     entry = _entry(user_id, channel)
     _local[room_id].add(entry)
     await _store(room_id, {entry})
-    _heartbeat_start()
+    background_start("presence-heartbeat", _heartbeat)
     await presence_broadcast(room_id=room_id)
 
 
@@ -130,12 +130,6 @@ async def _expire(room_id: int) -> int:
     for entry in stale:
         del _memory[room_id][entry]
     return len(stale)
-
-
-def _heartbeat_start() -> None:
-    loop = asyncio.get_running_loop()
-    if loop not in _heartbeats:
-        _heartbeats[loop] = loop.create_task(_heartbeat(), name="presence-heartbeat")
 
 
 async def _heartbeat() -> None:

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from django.utils import translation
 
 from chat import replies
 from chat.models import Message, Room, TaxLawDocument
+from tests.cleanup import exit_guard, leftovers_stop
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
 
@@ -32,6 +34,21 @@ TAXLAW_SAMPLE = Path(
     os.environ.get("TAXLAW_SAMPLE")
     or Path(__file__).resolve().parents[2] / "shared/data/sample-taxlaw-10.jsonl"
 )
+
+
+@pytest.fixture(autouse=True)
+def background_work_ends() -> Iterator[None]:
+    """Whatever a test started in the background ends with it, before its database
+    is flushed (this fixture is set up after pytest-django's, so torn down first)."""
+    yield
+    if left := leftovers_stop():
+        warnings.warn(f"background work outlived its test and was stopped: {left}", stacklevel=1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    leftovers_stop()
+    exit_guard()
 
 
 @pytest.fixture(scope="session")
