@@ -26,6 +26,7 @@ from chat.models import Message, Room, TaxLawDocument
 from tests.cleanup import exit_guard, leftovers_stop
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
+from tests.slow import patience
 
 ORIGIN = (b"origin", b"http://localhost")
 # The tutorial's first 10 tax-law documents with their embeddings; CI keeps it
@@ -198,7 +199,7 @@ async def replies_finished(within: float = 10) -> None:
     """Wait for the replies this event loop is writing (earlier tests' loops are closed)."""
     loop = asyncio.get_running_loop()
     running = [task for task in replies._reply_tasks if task.get_loop() is loop]
-    await asyncio.wait_for(asyncio.gather(*running), within)
+    await asyncio.wait_for(asyncio.gather(*running), patience(within))
 
 
 def session_cookie(user: AbstractBaseUser) -> tuple[bytes, bytes]:

@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from tests.servers import DaphneServer, migrate
+from tests.slow import patience
 
 
 class Stack:
@@ -135,7 +136,7 @@ async def frames_until(
 ) -> list[str]:
     """Collect text frames until `done(frame)`; fail on a close or after `within` seconds."""
     frames: list[str] = []
-    async with asyncio.timeout(within):
+    async with asyncio.timeout(patience(within)):
         async for message in ws:
             assert message.type == aiohttp.WSMsgType.TEXT, message
             frames.append(message.data)

