@@ -48,8 +48,8 @@ def background_work_ends() -> Iterator[None]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    leftovers_stop()
     exit_guard()
+    leftovers_stop()
 
 
 @pytest.fixture(scope="session")
