@@ -27,6 +27,7 @@ from tests.cleanup import exit_guard, leftovers_stop
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
 from tests.slow import patience
+from tests.wsutil import Communicator
 
 ORIGIN = (b"origin", b"http://localhost")
 # The tutorial's first 10 tax-law documents with their embeddings; CI keeps it
@@ -220,12 +221,19 @@ async def connect(user) -> AsyncIterator[Callable[..., Awaitable[WebsocketCommun
         path: str, *, as_user: AbstractBaseUser | None = None, origin: tuple = ORIGIN
     ) -> WebsocketCommunicator:
         cookie = await sync_to_async(session_cookie)(as_user or user)
-        communicator = WebsocketCommunicator(application, path, headers=[origin, cookie])
+        communicator = Communicator(application, path, headers=[origin, cookie])
         opened.append(communicator)
         connected, code = await communicator.connect()
         assert connected, f"websocket to {path} was refused with {code}"
         return communicator
 
     yield open_socket
+    # Every socket is closed, even when closing one fails.
+    failures = []
     for communicator in opened:
-        await communicator.disconnect()
+        try:
+            await communicator.disconnect()
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
