@@ -71,11 +71,15 @@ def messages_in(frame: str) -> list[Shown]:
 
 
 class Communicator(WebsocketCommunicator):
-    """channels' test socket, given time to close: a consumer's disconnect writes to
-    Redis and the database, which takes more than channels' 1 s on a busy machine, and
-    a disconnect cut short leaves the socket counted and present."""
+    """channels' test socket, with its waits (1 s by default: to connect, for the
+    next frame, to close) allowing for a busy machine. A consumer's connect and
+    disconnect write to Redis and the database, and a disconnect cut short leaves
+    the socket counted and present."""
 
-    async def disconnect(self, code: int = 1000, timeout: float = 5) -> None:  # noqa: ASYNC109 (channels' signature)
+    async def receive_output(self, timeout: float = 1) -> dict:  # noqa: ASYNC109 (channels' signature)
+        return await super().receive_output(timeout=patience(timeout))
+
+    async def disconnect(self, code: int = 1000, timeout: float = 5) -> None:  # noqa: ASYNC109
         await super().disconnect(code, timeout=patience(timeout))
 
 
