@@ -1,22 +1,21 @@
 """Open room sockets per user, counted across processes (CHAT_MAX_CONNECTIONS_PER_USER).
 
 In Redis, a hash per user maps each process to how many of the user's sockets
-it holds. A process's entry counts only while its lease (chat.leases) lives:
-entries of a dead process are dropped as they are counted, so a crash frees
-its sockets' places. Without Redis (one process) the count is kept in memory.
-When Redis cannot be reached, sockets are let in uncounted: the bound guards
-against floods, and refusing everyone would be worse.
+it holds. A process's entry counts only while its lease key (chat.process,
+renewed by chat.leases) lives: entries of a dead process are dropped as they
+are counted, so a crash frees its sockets' places. Without Redis (one process)
+the count is kept in memory. When Redis cannot be reached, sockets are let in
+uncounted: the bound guards against floods, and refusing everyone would be worse.
 """
 
-import asyncio
 import logging
 from collections import Counter
 from typing import Any
 
-import redis.asyncio as aioredis
 from django.conf import settings
 
-from chat import leases
+from chat.process import PROCESS_ID, lease_key
+from chat.redis_url import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ async def connection_open(*, user_id: int) -> bool:
             return False
         _local[user_id] += 1
         return True
-    args = (leases.PROCESS_ID, limit, leases.lease_key(""), _HASH_TTL)
+    args = (PROCESS_ID, limit, lease_key(""), _HASH_TTL)
     try:
         return bool(await _eval(_OPEN, 1, _key(user_id), *args))
     except Exception as exc:
@@ -71,7 +70,7 @@ async def connection_close(*, user_id: int) -> None:
             del _local[user_id]
         return
     try:
-        await _eval(_CLOSE, 1, _key(user_id), leases.PROCESS_ID)
+        await _eval(_CLOSE, 1, _key(user_id), PROCESS_ID)
     except Exception as exc:
         logger.warning("cannot uncount a socket of user %s (%r)", user_id, exc)
 
@@ -80,20 +79,8 @@ def _key(user_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:connections:{user_id}"
 
 
-_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-
-
 async def _eval(script: str, keys: int, *args: Any) -> Any:
     # redis-py types eval() for its sync and async clients at once.
-    result: Any = _client().eval(script, keys, *args)
+    client = redis_client(socket_timeout=1, socket_connect_timeout=1)
+    result: Any = client.eval(script, keys, *args)
     return await result
-
-
-def _client() -> aioredis.Redis:
-    # redis-py's asyncio pool belongs to the loop that made it.
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-        )
-    return _clients[loop]

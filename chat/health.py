@@ -10,7 +10,6 @@ class), and cheap enough to poll every few seconds: one `SELECT 1` and one
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -21,14 +20,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from chat.metrics import metrics_view
-from chat.redis_url import sync_client
+from chat.redis_url import redis_client_sync
 
 logger = logging.getLogger(__name__)
 
 # Seconds a check may take before the component counts as down.
 REDIS_TIMEOUT = 2.0
-
-_redis_clients: dict[str, redis.Redis] = {}
 
 
 def database_check() -> None:
@@ -38,13 +35,8 @@ def database_check() -> None:
 
 
 def redis_check() -> None:
-    # One client (and connection pool) per URL for the process: polling opens no new sockets.
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        _redis_clients[url] = sync_client(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
-    _redis_clients[url].ping()
+    # One client (and connection pool) for the process: polling opens no new sockets.
+    redis_client_sync(socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT).ping()
 
 
 def health_report() -> dict[str, str]:

@@ -1,9 +1,8 @@
 """Which server processes are alive: each holds a lease, a heartbeat with a short TTL.
 
-A process's identity is new each time it starts (host, pid and a random part),
-so a restarted process never takes its previous incarnation's replies for its
-own. With Redis the lease is a key that expires CHAT_LEASE_TTL seconds after
-its last renewal; without Redis (one process) it is a row in chat_processlease.
+A process is named by chat.process.PROCESS_ID. With Redis the lease is a key
+(chat.process.lease_key) that expires CHAT_LEASE_TTL seconds after its last
+renewal; without Redis (one process) it is a row in chat_processlease.
 
 When it cannot tell whether a process is alive, this module says so (None), and
 callers leave that process's replies alone: recovering a live process's reply
@@ -12,23 +11,23 @@ would cut it short.
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Collection
 from datetime import timedelta
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from chat.background import background_start, background_stop
 from chat.models import ProcessLease
+from chat.process import PROCESS_ID, lease_key
+from chat.redis_url import redis_client
 
 logger = logging.getLogger(__name__)
 
-PROCESS_ID = f"{socket.gethostname()[:64]}-{os.getpid()}-{secrets.token_hex(3)}"
+# Short timeouts: a renewal or check that waits longer would be too late anyway.
+_TIMEOUTS = {"socket_timeout": 1, "socket_connect_timeout": 1}
 
 # One round trip: the age of the lease keyspace (Redis time, in ms, since the
 # epoch key was first written) and whether each lease exists. A young keyspace
@@ -44,16 +43,11 @@ return {age, alive}
 """
 
 
-def lease_key(process: str) -> str:
-    return f"{settings.CHAT_REDIS_PREFIX}:lease:{process}"
-
-
 def renew_interval() -> float:
     """How often a lease is renewed, and how often processes look for lapsed ones."""
     return settings.CHAT_LEASE_TTL / 4
 
 
-_renewers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 _renew_failing = False
 
 
@@ -63,21 +57,16 @@ async def lease_start() -> None:
     The first renewal is awaited, so no reply is recorded under an owner that
     other processes would see as dead.
     """
-    loop = asyncio.get_running_loop()
-    if loop in _renewers:
-        return
-    _renewers[loop] = loop.create_task(_keep_renewing(), name="lease")
-    await _renew()
+    if background_start("lease", _keep_renewing):
+        await _renew()
 
 
 async def lease_release() -> None:
     """Give the lease up at once (a clean shutdown), so no one waits for it to lapse."""
-    task = _renewers.pop(asyncio.get_running_loop(), None)
-    if task is not None:
-        task.cancel()
+    await background_stop("lease")
     try:
         if settings.REDIS_URL:
-            await _async_client().delete(lease_key(PROCESS_ID))
+            await redis_client(**_TIMEOUTS).delete(lease_key(PROCESS_ID))
         else:
             await ProcessLease.objects.filter(process=PROCESS_ID).adelete()
     except Exception:
@@ -95,7 +84,7 @@ async def _renew() -> None:
     try:
         if settings.REDIS_URL:
             ttl_ms = int(settings.CHAT_LEASE_TTL * 1000)
-            await _async_client().set(lease_key(PROCESS_ID), "1", px=ttl_ms)
+            await redis_client(**_TIMEOUTS).set(lease_key(PROCESS_ID), "1", px=ttl_ms)
         else:
             await database_sync_to_async(_renew_row)()
     except Exception as exc:
@@ -156,7 +145,9 @@ async def _alive_in_redis(processes: list[str]) -> set[str] | None:
         return set()
     keys = [f"{settings.CHAT_REDIS_PREFIX}:lease-epoch", *map(lease_key, processes)]
     # redis-py types eval() for its sync and async clients at once.
-    checked: Any = await cast(Awaitable[Any], _async_client().eval(_CHECK_LEASES, len(keys), *keys))
+    checked: Any = await cast(
+        Awaitable[Any], redis_client(**_TIMEOUTS).eval(_CHECK_LEASES, len(keys), *keys)
+    )
     age_ms, exists = checked
     if age_ms < settings.CHAT_LEASE_TTL * 1000:
         return None
@@ -170,16 +161,3 @@ def _alive_in_database(processes: list[str]) -> set[str]:
             "process", flat=True
         )
     )
-
-
-_async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-
-
-def _async_client() -> aioredis.Redis:
-    # redis-py's asyncio pool belongs to the loop that made it.
-    loop = asyncio.get_running_loop()
-    if loop not in _async_clients:
-        _async_clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-        )
-    return _async_clients[loop]

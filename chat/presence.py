@@ -16,7 +16,6 @@ import logging
 import time
 from collections import defaultdict
 
-import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,7 +24,9 @@ from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 
 from chat import rendering, selectors
+from chat.background import background_start
 from chat.broadcast import fragment_event, room_group
+from chat.redis_url import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ _local: defaultdict[int, set[str]] = defaultdict(set)
 # Without Redis: room id -> entry -> last refresh; typing key -> when it may next be sent.
 _memory: defaultdict[int, dict[str, float]] = defaultdict(dict)
 _typing_memory: dict[str, float] = {}
-_heartbeats: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-_clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
 
 
 def _entry(user_id: int, channel: str) -> str:
@@ -46,20 +45,12 @@ def _key(room_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:presence:{room_id}"
 
 
-def _client() -> redis.Redis:
-    # redis-py's asyncio pool belongs to the loop that made it.
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = redis.Redis.from_url(settings.REDIS_URL)
-    return _clients[loop]
-
-
 async def presence_join(*, room_id: int, user_id: int, channel: str) -> None:
     """A socket opened the room: store it and show the room who is here."""
     entry = _entry(user_id, channel)
     _local[room_id].add(entry)
     await _store(room_id, {entry})
-    _heartbeat_start()
+    background_start("presence-heartbeat", _heartbeat)
     await presence_broadcast(room_id=room_id)
 
 
@@ -69,7 +60,7 @@ async def presence_leave(*, room_id: int, user_id: int, channel: str) -> None:
     if not _local[room_id]:
         del _local[room_id]
     if settings.REDIS_URL:
-        await _client().zrem(_key(room_id), entry)
+        await redis_client().zrem(_key(room_id), entry)
     else:
         _memory[room_id].pop(entry, None)
     await presence_broadcast(room_id=room_id)
@@ -79,7 +70,7 @@ async def presence_user_ids(*, room_id: int) -> list[int]:
     """The users with the room open now, each once."""
     await _expire(room_id)
     if settings.REDIS_URL:
-        entries = [e.decode() for e in await _client().zrange(_key(room_id), 0, -1)]
+        entries = [e.decode() for e in await redis_client().zrange(_key(room_id), 0, -1)]
     else:
         entries = list(_memory[room_id])
     return list(dict.fromkeys(int(entry.split(":", 1)[0]) for entry in entries))
@@ -121,7 +112,7 @@ async def _store(room_id: int, entries: set[str]) -> None:
     now = time.time()
     if settings.REDIS_URL:
         key = _key(room_id)
-        async with _client().pipeline(transaction=False) as pipe:
+        async with redis_client().pipeline(transaction=False) as pipe:
             pipe.zadd(key, dict.fromkeys(entries, now))
             # An idle room's set goes away on its own.
             pipe.expire(key, max(1, round(settings.CHAT_PRESENCE_TIMEOUT * 3)))
@@ -134,17 +125,11 @@ async def _expire(room_id: int) -> int:
     """Drop entries no process has refreshed within the timeout; returns how many."""
     cutoff = time.time() - settings.CHAT_PRESENCE_TIMEOUT
     if settings.REDIS_URL:
-        return await _client().zremrangebyscore(_key(room_id), "-inf", cutoff)
+        return await redis_client().zremrangebyscore(_key(room_id), "-inf", cutoff)
     stale = [entry for entry, seen in _memory[room_id].items() if seen < cutoff]
     for entry in stale:
         del _memory[room_id][entry]
     return len(stale)
-
-
-def _heartbeat_start() -> None:
-    loop = asyncio.get_running_loop()
-    if loop not in _heartbeats:
-        _heartbeats[loop] = loop.create_task(_heartbeat(), name="presence-heartbeat")
 
 
 async def _heartbeat() -> None:
@@ -165,7 +150,7 @@ async def typing_hit(*, room_id: int, user_id: int) -> bool:
     interval = settings.CHAT_TYPING_INTERVAL
     key = f"{settings.CHAT_REDIS_PREFIX}:typing:{room_id}:{user_id}"
     if settings.REDIS_URL:
-        return bool(await _client().set(key, 1, nx=True, px=max(1, round(interval * 1000))))
+        return bool(await redis_client().set(key, 1, nx=True, px=max(1, round(interval * 1000))))
     now = time.monotonic()
     if _typing_memory.get(key, 0) > now:
         return False

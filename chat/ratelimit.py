@@ -5,16 +5,13 @@ CHAT_RATE_WINDOW seconds. Without REDIS_URL (one local process) the count is
 kept in memory instead.
 """
 
-import asyncio
 import math
 import time
 
-import redis.asyncio as redis
 from django.conf import settings
 
-from chat.redis_url import async_client
+from chat.redis_url import redis_client
 
-_clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
 _local_counts: dict[str, int] = {}
 
 
@@ -34,16 +31,8 @@ async def _increment(key: str, *, expire: int) -> int:
     if not settings.REDIS_URL:
         _local_counts[key] = _local_counts.get(key, 0) + 1
         return _local_counts[key]
-    async with _client().pipeline(transaction=True) as pipe:
+    async with redis_client().pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, expire)
         count, _ = await pipe.execute()
     return count
-
-
-def _client() -> redis.Redis:
-    # redis-py's asyncio pool belongs to the loop that made it.
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = async_client(settings.REDIS_URL)
-    return _clients[loop]

@@ -1,5 +1,6 @@
-"""REDIS_URL for everything that connects to Redis: the channel layer, the rate
-limit and /healthz.
+"""REDIS_URL for everything that connects to Redis: the channel layer, presence,
+leases, the connection bound, the rate limit and /healthz. Each gets its client
+here (redis_client, redis_client_sync), so every URL form works for all of them.
 
 Any URL redis-py reads (`redis://`, `rediss://` with TLS options as query
 parameters, `unix://`), or a Sentinel URL, which redis-py has no form for:
@@ -11,6 +12,7 @@ master's connections as they would with `rediss://`. The password is the
 master's; the sentinels themselves are reached without one.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -19,6 +21,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -103,3 +106,32 @@ def _timeouts(options: dict[str, Any]) -> dict[str, Any]:
     """Asking a sentinel for the master takes the caller's timeouts too."""
     keys = ("socket_timeout", "socket_connect_timeout")
     return {key: options[key] for key in keys if key in options}
+
+
+# Clients of settings.REDIS_URL, each with its own connection pool, kept for reuse.
+# redis-py's asyncio pool belongs to the event loop that made it, so those are per loop.
+_loop_clients: dict[asyncio.AbstractEventLoop, dict[tuple[Any, ...], redis.asyncio.Redis]] = {}
+_sync_clients: dict[tuple[Any, ...], redis.Redis] = {}
+
+
+def redis_client(**options: Any) -> redis.asyncio.Redis:
+    """This event loop's client of REDIS_URL with these options (timeouts, say)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_clients:
+        # A closed loop's clients can never be used again.
+        for closed in [other for other in _loop_clients if other.is_closed()]:
+            del _loop_clients[closed]
+        _loop_clients[loop] = {}
+    clients = _loop_clients[loop]
+    key = (settings.REDIS_URL, *sorted(options.items()))
+    if key not in clients:
+        clients[key] = async_client(settings.REDIS_URL, **options)
+    return clients[key]
+
+
+def redis_client_sync(**options: Any) -> redis.Redis:
+    """The process's blocking client of REDIS_URL with these options; thread-safe."""
+    key = (settings.REDIS_URL, *sorted(options.items()))
+    if key not in _sync_clients:
+        _sync_clients[key] = sync_client(settings.REDIS_URL, **options)
+    return _sync_clients[key]

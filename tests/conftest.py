@@ -5,6 +5,7 @@ import io
 import json
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from django.utils import translation
 
 from chat.models import Message, Room, TaxLawDocument
 from chat.turns import supervisor
+from tests.cleanup import exit_guard, leftovers_stop
 from tests.fakeopenai import FakeOpenAI, fake_embedding
 from tests.servers import RedisServer
+from tests.slow import patience
+from tests.wsutil import Communicator
 
 ORIGIN = (b"origin", b"http://localhost")
 # The tutorial's first 10 tax-law documents with their embeddings; CI keeps it
@@ -32,6 +36,21 @@ TAXLAW_SAMPLE = Path(
     os.environ.get("TAXLAW_SAMPLE")
     or Path(__file__).resolve().parents[2] / "shared/data/sample-taxlaw-10.jsonl"
 )
+
+
+@pytest.fixture(autouse=True)
+def background_work_ends() -> Iterator[None]:
+    """Whatever a test started in the background ends with it, before its database
+    is flushed (this fixture is set up after pytest-django's, so torn down first)."""
+    yield
+    if left := leftovers_stop():
+        warnings.warn(f"background work outlived its test and was stopped: {left}", stacklevel=1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    exit_guard()
+    leftovers_stop()
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +198,7 @@ def taxlaw_sample() -> list[TaxLawDocument]:
 
 async def replies_finished(within: float = 10) -> None:
     """Wait for the turns this event loop is running (earlier tests' loops are closed)."""
-    await asyncio.wait_for(asyncio.gather(*supervisor.turns_running()), within)
+    await asyncio.wait_for(asyncio.gather(*supervisor.turns_running()), patience(within))
 
 
 def session_cookie(user: AbstractBaseUser) -> tuple[bytes, bytes]:
@@ -200,12 +219,19 @@ async def connect(user) -> AsyncIterator[Callable[..., Awaitable[WebsocketCommun
         path: str, *, as_user: AbstractBaseUser | None = None, origin: tuple = ORIGIN
     ) -> WebsocketCommunicator:
         cookie = await sync_to_async(session_cookie)(as_user or user)
-        communicator = WebsocketCommunicator(application, path, headers=[origin, cookie])
+        communicator = Communicator(application, path, headers=[origin, cookie])
         opened.append(communicator)
         connected, code = await communicator.connect()
         assert connected, f"websocket to {path} was refused with {code}"
         return communicator
 
     yield open_socket
+    # Every socket is closed, even when closing one fails.
+    failures = []
     for communicator in opened:
-        await communicator.disconnect()
+        try:
+            await communicator.disconnect()
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]

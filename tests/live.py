@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from tests.servers import DaphneServer, migrate
+from tests.slow import patience
 from tests.wsutil import page_of
 
 
@@ -138,7 +139,7 @@ async def frames_until(
     A delta is collected as the article it leaves on the page (wsutil.Page)."""
     frames: list[str] = []
     page = page_of(ws)
-    async with asyncio.timeout(within):
+    async with asyncio.timeout(patience(within)):
         async for message in ws:
             assert message.type == aiohttp.WSMsgType.TEXT, message
             frame = page.feed(message.data)

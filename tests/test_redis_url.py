@@ -1,21 +1,22 @@
-"""REDIS_URL forms: plain and TLS URLs pass through; Sentinel URLs reach the master
-through a real redis-server in Sentinel mode, for the channel layer, the rate limit
-and /healthz."""
+"""REDIS_URL forms: plain and TLS URLs pass through to redis-py; Sentinel URLs are
+parsed here (a real Sentinel: tests/test_sentinel.py); clients are shared per event loop."""
 
+import asyncio
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from channels_redis.core import RedisChannelLayer
-from django.test import Client
 
-from chat import ratelimit
-from chat.redis_url import BadRedisURL, Sentinel, channel_layer_host, sentinel_parse
-from tests.servers import ROOT, RedisServer, free_port, wait_for_port
+from chat.redis_url import (
+    BadRedisURL,
+    Sentinel,
+    channel_layer_host,
+    redis_client,
+    redis_client_sync,
+    sentinel_parse,
+)
+from tests.servers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -62,53 +63,6 @@ def test_a_malformed_sentinel_url_says_what_is_wrong(url, says):
         sentinel_parse(url)
 
 
-@pytest.fixture(scope="module")
-def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A master and one sentinel watching it, both real redis-servers."""
-    master = RedisServer().start()
-    port = free_port()
-    config = Path(tmp_path_factory.mktemp("sentinel")) / "sentinel.conf"
-    config.write_text(
-        f"port {port}\nbind 127.0.0.1\nsentinel monitor chat 127.0.0.1 {master.port} 1\n"
-    )
-    process = subprocess.Popen(
-        [str(RedisServer.binary), str(config), "--sentinel"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process=process)
-        yield f"redis+sentinel://127.0.0.1:{port}/chat/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        master.stop()
-
-
-@pytest.mark.django_db
-def test_healthz_pings_the_master_through_the_sentinel(settings, sentinel_url):
-    settings.REDIS_URL = sentinel_url
-    assert Client().get("/healthz").json()["redis"] == "ok"
-
-
-@pytest.mark.asyncio
-async def test_the_rate_limit_counts_on_the_master(settings, sentinel_url):
-    settings.REDIS_URL, settings.CHAT_RATE_LIMIT = sentinel_url, 1
-    user_id = int(uuid.uuid4().int % 1_000_000)
-    assert await ratelimit.message_rate_hit(user_id=user_id) == 0
-    assert await ratelimit.message_rate_hit(user_id=user_id) > 0
-
-
-@pytest.mark.asyncio
-async def test_the_channel_layer_delivers_through_the_master(sentinel_url):
-    layer = RedisChannelLayer(hosts=[channel_layer_host(sentinel_url)], prefix="sentinel-test")
-    channel = await layer.new_channel()
-    await layer.group_add("room-1", channel)
-    await layer.group_send("room-1", {"type": "chat.message", "html": "<p>hi</p>"})
-    assert (await layer.receive(channel))["html"] == "<p>hi</p>"
-    await layer.flush()
-
-
 def test_the_server_refuses_to_start_on_a_malformed_sentinel_url():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -120,3 +74,28 @@ def test_the_server_refuses_to_start_on_a_malformed_sentinel_url():
     )
     assert result.returncode != 0
     assert "redis+sentinel:// needs the master's name" in result.stderr
+
+
+@pytest.mark.asyncio
+async def test_each_event_loop_shares_one_client_per_url_and_options(settings, redis_url):
+    client = redis_client()
+    assert redis_client() is client
+    assert await client.ping()
+    assert redis_client(socket_timeout=1) is not client
+    settings.REDIS_URL = redis_url.replace("/0", "/1")
+    assert redis_client() is not client
+
+    # redis-py's asyncio pool cannot be used from another event loop.
+    other = await asyncio.to_thread(asyncio.run, _client_of_a_new_loop())
+    assert other is not client
+
+
+async def _client_of_a_new_loop():
+    return redis_client()
+
+
+def test_threads_share_the_blocking_client(redis_url):
+    client = redis_client_sync(socket_timeout=1)
+    assert client.ping()
+    assert redis_client_sync(socket_timeout=1) is client
+    assert redis_client_sync() is not client

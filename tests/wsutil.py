@@ -10,6 +10,8 @@ from html.parser import HTMLParser
 
 from channels.testing import WebsocketCommunicator
 
+from tests.slow import patience
+
 _ARTICLE = re.compile(
     r'<article id="message-(?P<pk>\d+)" class="message message--(?P<role>\w+)[^"]*"'
     r'[^>]*data-seq="(?P<seq>\d+)"[^>]*'
@@ -151,6 +153,19 @@ def is_delta(frame: str) -> bool:
     return frame.startswith('{"delta"')
 
 
+class Communicator(WebsocketCommunicator):
+    """channels' test socket, with its waits (1 s by default: to connect, for the
+    next frame, to close) allowing for a busy machine. A consumer's connect and
+    disconnect write to Redis and the database, and a disconnect cut short leaves
+    the socket counted and present."""
+
+    async def receive_output(self, timeout: float = 1) -> dict:  # noqa: ASYNC109 (channels' signature)
+        return await super().receive_output(timeout=patience(timeout))
+
+    async def disconnect(self, code: int = 1000, timeout: float = 5) -> None:  # noqa: ASYNC109
+        await super().disconnect(code, timeout=patience(timeout))
+
+
 async def receive_until(
     communicator: WebsocketCommunicator, done: Callable[[str], bool], *, within: float = 10.0
 ) -> list[str]:
@@ -158,9 +173,9 @@ async def receive_until(
     collected as the article it leaves on the page (Page.feed)."""
     frames: list[str] = []
     page = page_of(communicator)
-    async with asyncio.timeout(within):
+    async with asyncio.timeout(patience(within)):
         while True:
-            frame = page.feed(await communicator.receive_from(timeout=within))
+            frame = page.feed(await communicator.receive_from(timeout=patience(within)))
             frames.append(frame)
             if done(frame):
                 return frames

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from chat import leases
+from chat.background import background_start
 from chat.models import Message
 from chat.turns import claims, supervisor
 
@@ -75,14 +76,9 @@ async def queues_resume() -> int:
     return started
 
 
-_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-
-
 def watchdog_start() -> None:
     """Sweep in the background, once per process (event loop)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _watchdogs:
-        _watchdogs[loop] = loop.create_task(_watch(), name="turn-watchdog")
+    background_start("turn-watchdog", _watch)
 
 
 async def _watch() -> None:

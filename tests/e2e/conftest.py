@@ -5,11 +5,6 @@ model server) and its own browser; each test gets a fresh browser context.
 """
 
 import os
-
-# Sync Playwright keeps an event loop running in the main thread, which makes
-# Django refuse synchronous work in pytest-django's fixtures.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,10 +15,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, StorageState, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    StorageState,
+    expect,
+    sync_playwright,
+)
 
 from tests.fakeopenai import FakeOpenAI
 from tests.servers import DaphneServer, migrate
+from tests.slow import patience
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/lib/chromium/chromium"))
 CHROMIUM_ARGS = [
@@ -34,6 +37,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1100, "height": 750}
+# Playwright's own bounds (5 s for an expectation, 30 s for an action), for a busy machine.
+expect.set_options(timeout=patience(5) * 1000)
+ACTION_TIMEOUT_MS = patience(30) * 1000
 PASSWORD = "correct-horse-battery-9"
 
 
@@ -121,6 +127,7 @@ def new_context(
             "storage_state": signed_in,
         }
         context = browser.new_context(**(defaults | options))
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.on("weberror", lambda error: errors.append(str(error.error)))
         contexts.append(context)
         return context

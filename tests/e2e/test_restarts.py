@@ -79,6 +79,10 @@ def test_a_session_that_ended_shows_the_signed_out_notice_and_keeps_the_text(
     other = context.new_page()
     other.goto("/chat/")
     other.get_by_role("button", name="Log out").click()
+    # The login page must finish loading before the server goes: a deferred script
+    # cut off by the stop (htmx) makes the next one fail with "htmx is not defined".
+    other.wait_for_url("**/accounts/login/", wait_until="load")
+    other.close()
     app_server.stop()
     app_server.start()
 
