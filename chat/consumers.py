@@ -22,6 +22,8 @@ A frame with an "action" is a control frame:
 import json
 import logging
 import math
+import uuid
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -54,9 +56,9 @@ logger = logging.getLogger(__name__)
 # The Redis feed was lost: "service restart", which the page retries.
 CLOSE_FEED_LOST = 1012
 # Close codes in the 4000-4999 range the protocol leaves to applications.
-# Refusals happen before accept, so nothing of the room is ever sent; but one
-# the page must tell apart (signed out) is accepted first, or the browser sees
-# only a bare 1006.
+# A refused socket is accepted, then closed at once with its code (nothing of
+# the room is sent): a close before accept reaches the browser as a bare 1006,
+# which the page cannot explain and htmx retries forever.
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_REMOVED = 4403
 # An unknown room and someone else's room look the same.
@@ -82,20 +84,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope["user"]
         if not user.is_authenticated:
             # The session expired or its user logged out: the page says so.
-            await self.accept()
-            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            await self._refuse_socket(CLOSE_NOT_LOGGED_IN)
             return
         room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"], user=user)
         if room is None:
-            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+            await self._refuse_socket(CLOSE_ROOM_NOT_FOUND)
             return
         if shutdown.draining():
-            await self.accept()
-            await self.close(code=shutdown.CLOSE_RESTARTING)
+            await self._refuse_socket(shutdown.CLOSE_RESTARTING)
             return
         await lifecycle.process_start()
         if not await connections.connection_open(user_id=user.pk):
-            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            await self._refuse_socket(CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.counted = True
         self.room = room
@@ -120,6 +120,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if shutdown.draining():
             # The drain began while this socket was opening, after it closed the others.
             await self.close(code=shutdown.CLOSE_RESTARTING)
+
+    async def _refuse_socket(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         shutdown.socket_closed(self)
@@ -223,19 +227,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_REMOVED)
 
     async def _send_message(self, frame: dict[str, Any]) -> None:
+        # The page's id for this send: a repeat of it is answered, not saved again.
+        client_id = _as_uuid(frame.get("client_id"))
+        answer = partial(rendering.composer_answer, client_id=str(client_id or ""))
+        if client_id is None and frame.get("client_id") is not None:
+            await self.send(text_data=answer(error=_("That message had a malformed id.")))
+            return
         form = MessageForm(data={"content": frame["content"]})
         if not form.is_valid():
-            await self.send(text_data=rendering.composer(room=self.room, form=form))
+            await self.send(text_data=answer(error=" ".join(map(str, form.errors["content"]))))
             return
         try:
             await services.message_send(
-                room=self.room, author=self.scope["user"], content=form.cleaned_data["content"]
+                room=self.room,
+                author=self.scope["user"],
+                content=form.cleaned_data["content"],
+                client_id=client_id,
             )
         except services.RateLimited as limited:
             error = _("You are sending messages too fast. Try again in %(seconds)d seconds.") % {
                 "seconds": math.ceil(limited.retry_after)
             }
-            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            await self.send(text_data=answer(error=error))
             return
         except services.QueueFull:
             limit = settings.CHAT_QUEUE_LIMIT
@@ -245,12 +258,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "Send yours when one is answered.",
                 limit,
             ) % {"count": limit}
-            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            await self.send(text_data=answer(error=error))
             return
         except services.RoomGone:
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
             return
-        await self.send(text_data=rendering.composer(room=self.room))
+        await self.send(text_data=answer())
 
     async def _stop(self, message_id: object) -> None:
         message_id = _as_id(message_id)
@@ -378,7 +391,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=rendering.message_oob(*messages))
 
     async def _refuse(self, reason: str) -> None:
-        await self.send(text_data=rendering.composer(room=self.room, error=reason))
+        await self.send(text_data=rendering.composer_answer(error=reason))
 
 
 def _language(scope: dict[str, Any]) -> str:
@@ -399,6 +412,15 @@ def _as_id(value: object, *, allow_zero: bool = False) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= (0 if allow_zero else 1):
         return value
     return None
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _parse_frame(text_data: str | None) -> dict[str, Any] | None:

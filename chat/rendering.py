@@ -12,7 +12,6 @@ from django.utils import translation
 from django.utils.html import conditional_escape
 from django.utils.translation import gettext_lazy
 
-from chat.forms import MessageForm
 from chat.models import Message, Room
 
 ROOM_TEMPLATE = "chat/room_detail.html"
@@ -96,11 +95,14 @@ def message_oob(*messages: Message) -> str:
     return render_to_string(f"{ROOM_TEMPLATE}#messages_oob", {"messages": messages})
 
 
-def composer(*, room: Room, form: MessageForm | None = None, error: str = "") -> str:
-    """The composer for one tab: fresh after a send, or with the text and what was wrong."""
+def composer_answer(*, client_id: str = "", error: str = "") -> str:
+    """The answer to one tab's frame: its send `client_id` was saved, or what was wrong.
+
+    Only #composer-answer is replaced, never the composer, whose text the person
+    may already be typing on (static/chat/composer.js).
+    """
     return render_to_string(
-        f"{ROOM_TEMPLATE}#composer",
-        {"room": room, "form": form or MessageForm(), "error": error, "oob": True},
+        f"{ROOM_TEMPLATE}#composer_answer", {"client_id": client_id, "error": error, "oob": True}
     )
 
 

@@ -3,6 +3,7 @@ here broadcasts to the room's tabs: after the write has committed.
 
 A reply in progress is owned by chat.replies, which these start."""
 
+import uuid
 from functools import partial
 
 from asgiref.sync import async_to_sync
@@ -142,7 +143,9 @@ def room_update(
     return room
 
 
-async def message_send(*, room: Room, author: User, content: str) -> Message:
+async def message_send(
+    *, room: Room, author: User, content: str, client_id: uuid.UUID | None = None
+) -> Message:
     """Save a user's message; start the room's reply to it, or queue it behind the one
     streaming. People are never refused for a reply in progress.
 
@@ -151,12 +154,28 @@ async def message_send(*, room: Room, author: User, content: str) -> Message:
     (chat.queue.queue_resume) to answer. Raises RateLimited when the author sends
     too fast, QueueFull when CHAT_QUEUE_LIMIT questions already wait; either way
     nothing is saved.
+
+    A `client_id` the author already sent in this room returns that message:
+    nothing new is saved or answered (the one_message_per_client_id constraint
+    holds across processes).
     """
+    if client_id is not None and (sent := await _message_sent(room, author, client_id)):
+        return sent
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
-    user_message, reply = await database_sync_to_async(_turn_create)(
-        room=room, author=author, content=content, may_start=not shutdown.draining()
-    )
+    try:
+        user_message, reply = await database_sync_to_async(_turn_create)(
+            room=room,
+            author=author,
+            content=content,
+            may_start=not shutdown.draining(),
+            client_id=client_id,
+        )
+    except IntegrityError:
+        # The same send, saved by another process a moment ago.
+        if client_id is None or not (sent := await _message_sent(room, author, client_id)):
+            raise
+        return sent
     if reply is not None:
         replies.reply_start(room=room, reply=reply)
     elif user_message.status == Message.Status.QUEUED:
@@ -165,8 +184,18 @@ async def message_send(*, room: Room, author: User, content: str) -> Message:
     return user_message
 
 
+@database_sync_to_async
+def _message_sent(room: Room, author: User, client_id: uuid.UUID) -> Message | None:
+    return Message.objects.filter(room=room, author=author, client_id=client_id).first()
+
+
 def _turn_create(
-    *, room: Room, author: User, content: str, may_start: bool = True
+    *,
+    room: Room,
+    author: User,
+    content: str,
+    may_start: bool = True,
+    client_id: uuid.UUID | None = None,
 ) -> tuple[Message, Message | None]:
     replies.reply_recover_stale(room=room)
     addressed = queue.message_addressed(room=room, content=content)
@@ -177,7 +206,11 @@ def _turn_create(
         roomlist.room_changed_on_commit(room=room)
         if not addressed:
             user_message = Message.objects.create(
-                room=room, author=author, role=Message.Role.USER, content=content
+                room=room,
+                author=author,
+                role=Message.Role.USER,
+                content=content,
+                client_id=client_id,
             )
             message_broadcast_on_commit(user_message)
             return user_message, None
@@ -186,7 +219,11 @@ def _turn_create(
             try:
                 with transaction.atomic():
                     user_message = Message.objects.create(
-                        room=room, author=author, role=Message.Role.USER, content=content
+                        room=room,
+                        author=author,
+                        role=Message.Role.USER,
+                        content=content,
+                        client_id=client_id,
                     )
                     # The placeholder claims the room: a second one fails the
                     # one_streaming_reply_per_room constraint, in any process.
@@ -209,6 +246,7 @@ def _turn_create(
             role=Message.Role.USER,
             content=content,
             status=Message.Status.QUEUED,
+            client_id=client_id,
         )
         queue.queue_broadcast_on_commit(room_id=room.pk)
     return user_message, None

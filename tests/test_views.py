@@ -83,7 +83,8 @@ def test_room_page_shows_messages_composer_and_live_connection(
     assert "Be brief." in html
     assert html.index("first question") < html.index("an answer")
     assert f'ws-connect="/ws/chat/{room.pk}/"' in html
-    assert 'id="composer"' in html and "ws-send" in html
+    assert 'id="composer"' in html and 'id="composer-answer"' in html
+    assert 'src="/static/chat/composer.js"' in html
     assert 'aria-live="polite"' in html
 
 
