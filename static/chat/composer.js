@@ -61,7 +61,7 @@
       note.textContent = text;
       note.classList.remove("composer__note--urgent");
     }
-    if (urgent && text) note.classList.add("composer__note--urgent");
+    if ((urgent || closedFor) && text) note.classList.add("composer__note--urgent");
     button().disabled = !socket || !!closedFor || !!pending || overLimit(textarea);
     composer.setAttribute("aria-busy", String(!!pending));
   }

@@ -80,9 +80,9 @@ def test_a_tab_past_the_connection_bound_says_why_and_stops_retrying(
     fourth.goto(room)
     state = fourth.locator("#connection-state")
     expect(state).to_have_attribute("data-state", "toomany")
-    expect(state).to_have_text("Too many open tabs: close some, then reload this one.")
+    expect(state).to_have_text("Too many open tabs: close one, then reload.")
     expect(fourth.locator("#composer-note")).to_have_text(
-        "Too many open tabs: close some, then reload this one."
+        "Too many open tabs: close one, then reload."
     )
     expect(fourth.get_by_role("button", name="Send")).to_be_disabled()
     fourth.wait_for_timeout(2_000)
