@@ -184,9 +184,10 @@
     if (event.detail.target.id === "sync-request" || event.target.id === "sync-request") catchUp();
   });
 
+  // htmx or its ws extension did not load (static/chat/ws-loader.js): nothing will connect.
+  document.addEventListener("chat:unloaded", () => setConnection("unloaded"));
+
   document.addEventListener("DOMContentLoaded", () => {
-    // htmx did not load (static/chat/htmx-guard.js): nothing will connect.
-    if (!window.htmx || window.htmx.missing) setConnection("unloaded");
     updateBusy();
     const list = messages();
     if (list) list.scrollTop = list.scrollHeight;

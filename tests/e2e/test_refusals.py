@@ -16,8 +16,8 @@ from tests.servers import DaphneServer
 
 pytestmark = pytest.mark.integration
 
-# Three sockets per user: the fourth tab is refused (4429).
-SERVER_ENV = {"CHAT_MAX_CONNECTIONS_PER_USER": "3"}
+# Three sockets per user: the fourth tab is refused (4429). One question may wait.
+SERVER_ENV = {"CHAT_MAX_CONNECTIONS_PER_USER": "3", "CHAT_QUEUE_LIMIT": "1"}
 FAST_RECONNECT = "htmx.config.wsReconnectDelay = () => 300"
 HTMX = "**/django_htmx/htmx-2.min.js"
 
@@ -67,6 +67,25 @@ def test_stop_from_the_keyboard_mid_reply_keeps_its_focus(page: Page, room: str,
     page.keyboard.press("Enter")
     expect(reply).to_have_attribute("data-status", "stopped")
     assert int(reply.get_attribute("data-seq")) > seq + 10
+
+
+def test_a_refused_send_puts_the_text_back_with_the_reason(
+    page: Page, room: str, model: FakeOpenAI
+):
+    model.queue(Reply(words(300), tokens_per_second=20), Reply("Second."))
+    send(page, "first")
+    expect(last_reply(page).locator(".message__body")).to_contain_text("word1")
+    send(page, "second")
+    expect(page.locator("#queue li")).to_have_count(1)
+    field = page.get_by_label("Message", exact=True)
+    field.fill("one too many")
+    field.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text(
+        "1 question is already waiting for the AI. Send yours once it is answered."
+    )
+    expect(field).to_have_value("one too many")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    last_reply(page).get_by_role("button", name="Stop").click()
 
 
 def test_a_tab_past_the_connection_bound_says_why_and_stops_retrying(
