@@ -29,7 +29,7 @@
     document.head.append(script);
   }
 
-  // htmx processes the page on DOMContentLoaded; the extension comes after that.
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", load);
-  else load();
+  // After every deferred script (chat.js listens for "chat:unloaded") and htmx's
+  // own first pass over the page, both of which DOMContentLoaded follows.
+  document.addEventListener("DOMContentLoaded", load);
 })();
