@@ -11,6 +11,7 @@ version) or with "message" and "seq", is how a page catches up or repairs.
 """
 
 import logging
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -32,7 +33,7 @@ from chat import (
 )
 from chat.broadcast import room_group
 from chat.forms import MessageForm
-from chat.frames import as_id, key_pk, language, parse
+from chat.frames import as_id, as_uuid, key_pk, language, parse
 from chat.models import Room
 from chat.outbox import Outbox
 from chat.room_presence import RoomPresence
@@ -45,9 +46,9 @@ logger = logging.getLogger(__name__)
 # The Redis feed was lost: "service restart", which the page retries.
 CLOSE_FEED_LOST = 1012
 # Close codes in the 4000-4999 range the protocol leaves to applications.
-# Refusals happen before accept, so nothing of the room is ever sent; but one
-# the page must tell apart (signed out) is accepted first, or the browser sees
-# only a bare 1006.
+# A refused socket is accepted, then closed at once with its code (nothing of
+# the room is sent): a close before accept reaches the browser as a bare 1006,
+# which the page cannot explain and htmx retries forever.
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_REMOVED = 4403
 # An unknown room and someone else's room look the same.
@@ -73,20 +74,18 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
         user = self.scope["user"]
         if not user.is_authenticated:
             # The session expired or its user logged out: the page says so.
-            await self.accept()
-            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            await self._refuse_socket(CLOSE_NOT_LOGGED_IN)
             return
         room = await selectors.room_aget(pk=self.scope["url_route"]["kwargs"]["pk"], user=user)
         if room is None:
-            await self.close(code=CLOSE_ROOM_NOT_FOUND)
+            await self._refuse_socket(CLOSE_ROOM_NOT_FOUND)
             return
         if shutdown.draining():
-            await self.accept()
-            await self.close(code=shutdown.CLOSE_RESTARTING)
+            await self._refuse_socket(shutdown.CLOSE_RESTARTING)
             return
         await lifecycle.process_start()
         if not await connections.connection_open(user_id=user.pk):
-            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            await self._refuse_socket(CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.counted = True
         self.room = room
@@ -111,6 +110,10 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
         if shutdown.draining():
             # The drain began while this socket was opening, after it closed the others.
             await self.close(code=shutdown.CLOSE_RESTARTING)
+
+    async def _refuse_socket(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         shutdown.socket_closed(self)
@@ -257,22 +260,28 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
             await self.close(code=CLOSE_REMOVED)
 
     async def _send_message(self, frame: dict[str, Any]) -> None:
+        # The page's id for this send: a repeat of it is answered, not saved again.
+        client_id = as_uuid(frame.get("client_id"))
+        answer = partial(rendering.composer_answer, client_id=str(client_id or ""))
+        if client_id is None and frame.get("client_id") is not None:
+            await self.send(text_data=answer(error=_("That message had a malformed id.")))
+            return
         form = MessageForm(data={"content": frame["content"]})
         if not form.is_valid():
-            await self.send(text_data=rendering.composer(room=self.room, form=form))
+            await self.send(text_data=answer(error=" ".join(map(str, form.errors["content"]))))
             return
         try:
             await actions.message_send(
                 room_id=self.room.pk,
                 author=self.scope["user"],
                 content=form.cleaned_data["content"],
+                client_id=client_id,
             )
         except Refused as refused:
-            # The sender keeps the text, and sees why.
-            error = refused.text()
-            await self.send(text_data=rendering.composer(room=self.room, form=form, error=error))
+            # The page gives the sender the text back, and shows why.
+            await self.send(text_data=answer(error=refused.text()))
             return
-        await self.send(text_data=rendering.composer(room=self.room))
+        await self.send(text_data=answer())
 
     async def chat_room_gone(self, event: dict[str, Any]) -> None:
         """The room was deleted, or this user left it."""
@@ -316,4 +325,4 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
             await self.send(text_data=rendering.message_oob(*messages))
 
     async def _refuse(self, reason: str) -> None:
-        await self.send(text_data=rendering.composer(room=self.room, error=reason))
+        await self.send(text_data=rendering.composer_answer(error=reason))

@@ -29,6 +29,8 @@ class RoomListConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
+            # Accepted first, or the browser sees a bare 1006 and htmx retries forever.
+            await self.accept()
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.group = user_group(user.pk)

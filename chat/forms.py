@@ -84,7 +84,8 @@ class MessageForm(forms.ModelForm):
         content = self.fields["content"]
         content.required = True  # the model allows blank for streaming replies; people may not
         content.validators.append(MaxLengthValidator(limit))
-        content.widget.attrs["maxlength"] = str(limit)
+        # Not maxlength, which cuts a long paste silently: the page says it is too long.
+        content.widget.attrs["data-limit"] = str(limit)
 
 
 class MemberForm(forms.Form):

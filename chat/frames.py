@@ -1,6 +1,7 @@
 """Reading what a page sends over its room socket: frames, ids, its language."""
 
 import json
+import uuid
 from typing import Any
 
 from django.http import HttpRequest
@@ -42,3 +43,13 @@ def parse(text_data: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return frame if isinstance(frame, dict) else None
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """A send's client id: the page makes a UUID for each message it sends."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -116,6 +116,9 @@ class Message(TimestampedModel):
     # The server process writing a streaming reply (chat.leases.PROCESS_ID): when
     # its lease lapses, any live process marks the reply interrupted.
     owner = models.CharField(max_length=100, blank=True, default="")
+    # The id the page gave a user message when it sent it: a repeated send (a
+    # double Enter, a resend after a lost answer) is saved once, in any process.
+    client_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["pk"]
@@ -126,12 +129,17 @@ class Message(TimestampedModel):
             models.Index(fields=["status", "room"], name="message_status_room"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["room", "author", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="one_message_per_client_id",
+            ),
             # Turn-taking: a room generates one reply at a time, across processes.
             models.UniqueConstraint(
                 fields=["room"],
                 condition=models.Q(status="streaming"),
                 name="one_streaming_reply_per_room",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,6 @@ from django.utils import translation
 from django.utils.html import conditional_escape
 from django.utils.translation import gettext_lazy
 
-from chat.forms import MessageForm
 from chat.models import Message, Room
 from chat.selectors import RoomChanges
 from chat.usage import RoomUsage
@@ -111,11 +110,14 @@ def room_changes(*, room: Room, changes: RoomChanges) -> str:
     return render_to_string(f"{ROOM_TEMPLATE}#room_changes", context)
 
 
-def composer(*, room: Room, form: MessageForm | None = None, error: str = "") -> str:
-    """The composer for one tab: fresh after a send, or with the text and what was wrong."""
+def composer_answer(*, client_id: str = "", error: str = "") -> str:
+    """The answer to one tab's frame: its send `client_id` was saved, or what was wrong.
+
+    Only #composer-answer is replaced, never the composer, whose text the person
+    may already be typing on (static/chat/composer.js).
+    """
     return render_to_string(
-        f"{ROOM_TEMPLATE}#composer",
-        {"room": room, "form": form or MessageForm(), "error": error, "oob": True},
+        f"{ROOM_TEMPLATE}#composer_answer", {"client_id": client_id, "error": error, "oob": True}
     )
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -200,3 +201,8 @@ def room_message_newer(*, room: Room, pk: int, seq: int) -> list[Message]:
     that missed it finds it here. Another room's message is never found.
     """
     return list(room_messages(room=room).filter(pk=pk, seq__gt=seq))
+
+
+def message_by_client_id(*, room_id: int, author_id: int, client_id: uuid.UUID) -> Message | None:
+    """The message this author sent in this room under the page's id for it, if any."""
+    return Message.objects.filter(room_id=room_id, author_id=author_id, client_id=client_id).first()

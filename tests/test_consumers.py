@@ -19,8 +19,14 @@ from tests.wsutil import messages_in, receive_until, reply_finished, room_versio
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
+CLIENT_ID = "5b0e6a3c-95d4-4f1e-9a57-0c8d2f6b1e42"
+
+
+def send(content: str, *, client_id: str | None = None) -> str:
+    frame: dict = {"content": content, "HEADERS": {"HX-Request": "true"}}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return json.dumps(frame)
 
 
 @sync_to_async
@@ -53,9 +59,9 @@ async def test_message_and_streamed_reply_reach_every_tab(room, connect, model):
         ("user", "complete", "Hi there"),
         ("assistant", "complete", "Hello from the model, streamed in pieces."),
     ]
-    # The sender gets a fresh composer; the other tab does not.
-    assert any('id="composer"' in f for f in frames1)
-    assert not any('id="composer"' in f for f in frames2)
+    # The sender gets an answer; the other tab does not.
+    assert any('id="composer-answer"' in f for f in frames1)
+    assert not any('id="composer-answer"' in f for f in frames2)
 
 
 async def test_model_receives_system_prompt_and_history(room, connect, model):
@@ -128,7 +134,7 @@ async def test_bad_input_gets_an_error_for_that_sender_only(room, connect, model
     other = await connect(f"/ws/chat/{room.pk}/")
     await sender.send_to(text_data=frame)
     answer = await sender.receive_from()
-    assert 'id="composer"' in answer and 'hx-swap-oob="true"' in answer
+    assert 'id="composer-answer"' in answer and 'hx-swap-oob="true"' in answer
     assert error in answer
     assert await other.receive_nothing(timeout=0.2)
     assert await rows(room) == []
@@ -256,11 +262,16 @@ async def test_malformed_sync_requests_get_a_notice(room, connect, frame):
 
 
 async def refused_with(path: str, headers: list[tuple[bytes, bytes]]) -> int:
-    """Open a socket that must be refused before accept; returns the close code."""
+    """Open a socket that must be refused; returns the close code.
+
+    A refusal is accepted, then closed at once, with nothing of the room sent:
+    closed before accept, the browser would see only 1006, and retry forever."""
     communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect()
-    assert not connected, "the handshake should have been refused"
-    return code
+    connected, _ = await communicator.connect()
+    assert connected, "accepted, so the page can tell why it is closed"
+    close = await communicator.receive_output()
+    assert close["type"] == "websocket.close", close
+    return close["code"]
 
 
 async def test_unknown_room_is_refused_with_a_clear_code(user):
@@ -268,25 +279,15 @@ async def test_unknown_room_is_refused_with_a_clear_code(user):
     assert await refused_with("/ws/chat/999/", [ORIGIN, cookie]) == 4404
 
 
-async def signed_out_close(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
-    """Open a socket that must be accepted, then closed at once; returns the close."""
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected, "accepted, so the page can tell why it is closed"
-    return await communicator.receive_output()
-
-
 async def test_anonymous_sockets_are_closed_as_signed_out(room):
-    close = await signed_out_close(f"/ws/chat/{room.pk}/", [ORIGIN])
-    assert close == {"type": "websocket.close", "code": 4401}
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN]) == 4401
 
 
 async def test_a_socket_of_a_logged_out_session_is_closed_as_signed_out(room, user):
     cookie = await sync_to_async(session_cookie)(user)
     # Logging out deletes the session the cookie names.
     await Session.objects.all().adelete()
-    close = await signed_out_close(f"/ws/chat/{room.pk}/", [ORIGIN, cookie])
-    assert close == {"type": "websocket.close", "code": 4401}
+    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4401
 
 
 async def test_a_non_member_is_refused_like_an_unknown_room(room, user_factory):
@@ -333,15 +334,38 @@ async def test_connections_per_user_are_bounded(room, connect, user, settings):
     assert await connect(f"/ws/chat/{room.pk}/"), "a closed socket frees its place"
 
 
+async def test_a_double_send_is_one_message_and_both_are_answered(room, connect, model):
+    model.queue(Reply("Once."))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("Hello", client_id=CLIENT_ID))
+    await tab.send_to(text_data=send("Hello", client_id=CLIENT_ID))
+    frames = await receive_until(tab, reply_finished)
+    sent = f'data-for="{CLIENT_ID}" data-outcome="sent"'
+    while sum(sent in f for f in frames) < 2:  # each send is answered, so the page unlocks
+        frames.append(await tab.receive_from())
+    answers = [f for f in frames if sent in f]
+    assert not any("<form" in f for f in answers), "the answer is not a new composer"
+    assert await rows(room) == [("user", "complete", "Hello"), ("assistant", "complete", "Once.")]
+
+
+async def test_a_malformed_client_id_is_refused(room, connect):
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("Hello", client_id="not-a-uuid"))
+    answer = await tab.receive_from()
+    assert 'data-outcome="refused"' in answer and "malformed id" in answer
+    assert await rows(room) == []
+
+
 async def test_sending_too_fast_gets_a_notice(room, connect, model, settings):
     settings.CHAT_RATE_LIMIT = 1
     tab = await connect(f"/ws/chat/{room.pk}/")
     await tab.send_to(text_data=send("one"))
     await receive_until(tab, reply_finished)
-    await tab.send_to(text_data=send("two"))
-    notice = await receive_until(tab, lambda f: 'id="composer"' in f and "too fast" in f)
+    await tab.send_to(text_data=send("two", client_id=CLIENT_ID))
+    notice = await receive_until(tab, lambda f: 'id="composer-answer"' in f and "too fast" in f)
     assert "You are sending messages too fast. Try again in" in notice[-1]
-    assert "two" in notice[-1], "the text stays in the composer"
+    # The page puts the refused text back: the answer names the send it refuses.
+    assert f'data-for="{CLIENT_ID}" data-outcome="refused"' in notice[-1]
     assert [r[2] for r in await rows(room) if r[0] == "user"] == ["one"]
 
 

@@ -22,7 +22,8 @@ def test_message_form_limit_follows_the_setting(settings):
     assert MessageForm(data={"content": "x" * 10}).is_valid()
     form = MessageForm(data={"content": "x" * 11})
     assert form.errors["content"] == ["Ensure this value has at most 10 characters (it has 11)."]
-    assert form.fields["content"].widget.attrs["maxlength"] == "10"
+    assert form.fields["content"].widget.attrs["data-limit"] == "10"
+    assert "maxlength" not in form.fields["content"].widget.attrs
 
 
 def test_room_form_requires_a_name_but_not_a_prompt():

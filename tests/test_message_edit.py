@@ -31,7 +31,7 @@ def user_message_pk(room, content: str) -> int:
 
 
 def notice(frame: str) -> bool:
-    return 'id="composer"' in frame and 'role="alert"' in frame
+    return 'id="composer-answer"' in frame and 'role="alert"' in frame
 
 
 @pytest.fixture

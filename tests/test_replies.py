@@ -109,7 +109,7 @@ async def test_controls_with_nothing_to_act_on_are_refused(room, connect, frame,
     tab = await connect(f"/ws/chat/{room.pk}/")
     await tab.send_to(text_data=frame)
     answer = await tab.receive_from()
-    assert 'id="composer"' in answer and error in answer
+    assert 'id="composer-answer"' in answer and error in answer
     assert await rows(room) == []
 
 
@@ -119,7 +119,7 @@ async def test_regenerate_while_replying_is_refused(room, connect, model):
     await tab.send_to(text_data=send("question"))
     await receive_until(tab, lambda f: bool(assistant([f])))
     await tab.send_to(text_data=action("regenerate"))
-    refusal = await receive_until(tab, lambda f: 'id="composer"' in f and "Wait" in f)
+    refusal = await receive_until(tab, lambda f: 'id="composer-answer"' in f and "Wait" in f)
     assert "Wait for the current reply to finish, then try again." in refusal[-1]
     await receive_until(tab, reply_finished)
     assert [r[1] for r in await rows(room)] == ["complete", "complete"]
@@ -242,7 +242,7 @@ async def test_continue_refuses_what_cannot_be_continued(
 
     await tab.send_to(text_data=action("continue", message=target.get(case, reply.pk)))
     answer = await tab.receive_from()
-    assert 'id="composer"' in answer
+    assert 'id="composer-answer"' in answer
     assert "Only the room&#x27;s last reply can be continued" in answer
     assert await other_tab.receive_nothing(timeout=0.3), "the notice is for that socket only"
     assert await snapshot() == before, "nothing changes"

@@ -3,12 +3,14 @@ its steps and faults, Stop from the first moment, authority at the moment of the
 action, and the watchdog (chat.turns, chat.replies)."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 from itertools import pairwise
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import IntegrityError
 from django.utils import timezone
 
 from chat import faults, leases, services
@@ -338,3 +340,48 @@ def test_the_idle_watchdog_reads_an_index_and_finds_each_room_once(room_factory,
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = " ".join(str(row) for row in cursor.fetchall())
         assert "message_status_room" in plan, plan
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_send_repeated_with_its_client_id_is_saved_and_answered_once(room_factory, model):
+    room = await sync_to_async(room_factory)()
+    model.queue(Reply("Only once."))
+    client_id = uuid.uuid4()
+    # At the same moment, as two processes would: the constraint decides.
+    first, second = await asyncio.gather(
+        *(
+            actions.message_send(
+                room_id=room.pk, author=room.owner, content="hi", client_id=client_id
+            )
+            for _ in range(2)
+        )
+    )
+    assert first.pk == second.pk
+    # Later, after the reply: still the same message, and no new turn.
+    again = await actions.message_send(
+        room_id=room.pk, author=room.owner, content="hi", client_id=client_id
+    )
+    await replies_finished()
+    assert again.pk == first.pk
+    assert [m async for m in Message.objects.filter(room=room).values_list("role", "content")] == [
+        ("user", "hi"),
+        ("assistant", "Only once."),
+    ]
+    assert len(model.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_id_is_unique_per_room_and_author_in_the_database(room_factory, user_factory):
+    room, other = room_factory(), room_factory()
+    client_id = uuid.uuid4()
+    Message.objects.create(room=room, author=room.owner, role="user", client_id=client_id)
+    # Another room, or another author, may use the same id.
+    Message.objects.create(room=other, author=room.owner, role="user", client_id=client_id)
+    bob = user_factory("bob")
+    Message.objects.create(room=room, author=bob, role="user", client_id=client_id)
+    # Without an id, any number.
+    Message.objects.create(room=room, author=room.owner, role="user")
+    Message.objects.create(room=room, author=room.owner, role="user")
+    with pytest.raises(IntegrityError):
+        Message.objects.create(room=room, author=room.owner, role="user", client_id=client_id)

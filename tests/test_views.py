@@ -82,8 +82,9 @@ def test_room_page_shows_messages_composer_and_live_connection(
     html = client.get(room.get_absolute_url()).content.decode()
     assert "Be brief." in html
     assert html.index("first question") < html.index("an answer")
-    assert f'ws-connect="/ws/chat/{room.pk}/"' in html
-    assert 'id="composer"' in html and "ws-send" in html
+    assert f'data-ws-connect="/ws/chat/{room.pk}/"' in html
+    assert 'id="composer"' in html and 'id="composer-answer"' in html
+    assert 'src="/static/chat/composer.js"' in html
     assert 'aria-live="polite"' in html
 
 
@@ -309,7 +310,7 @@ def test_a_shared_room_is_listed_and_opens_for_the_member(room_factory, bob, as_
     room.members.add(bob)
     assert "Shared room" in as_bob.get("/chat/").content.decode()
     html = as_bob.get(room.get_absolute_url()).content.decode()
-    assert f'ws-connect="/ws/chat/{room.pk}/"' in html
+    assert f'data-ws-connect="/ws/chat/{room.pk}/"' in html
     assert "Edit and share" not in html, "only the owner edits"
 
 

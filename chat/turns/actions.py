@@ -8,35 +8,61 @@ saying why, or one of chat.authority's exceptions when the user may no longer
 act in the room.
 """
 
+import uuid
+
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError
 
-from chat import ratelimit, shutdown
+from chat import ratelimit, selectors, shutdown
 from chat.broadcast import reply_stop
 from chat.models import Message
 from chat.turns import claims, supervisor
 from chat.turns.refusals import RateLimited, ServerRestarting
 
 
-async def message_send(*, room_id: int, author: AbstractBaseUser, content: str) -> Message:
+async def message_send(
+    *, room_id: int, author: AbstractBaseUser, content: str, client_id: uuid.UUID | None = None
+) -> Message:
     """Save a user's message; start the room's reply to it, or queue it behind the one
     streaming. People are never refused for a reply in progress.
 
     In a "mentioned" room a message not addressed to the AI is saved and shown only.
     While this process shuts down a question is queued, for the next live process
     to answer. Raises RateLimited or QueueFull, with nothing saved.
+
+    A `client_id` the author already sent in this room returns that message:
+    nothing new is saved or answered (the one_message_per_client_id constraint
+    holds across processes).
     """
+    if client_id is not None and (sent := await _sent(room_id, author.pk, client_id)):
+        return sent
     if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
         raise RateLimited(retry_after)
-    room, message, reply = await database_sync_to_async(claims.claim)(
-        room_id=room_id, author_id=author.pk, content=content, may_start=not shutdown.draining()
-    )
+    try:
+        room, message, reply = await database_sync_to_async(claims.claim)(
+            room_id=room_id,
+            author_id=author.pk,
+            content=content,
+            may_start=not shutdown.draining(),
+            client_id=client_id,
+        )
+    except IntegrityError:
+        # The same send, saved by another process a moment ago.
+        if client_id is None or not (sent := await _sent(room_id, author.pk, client_id)):
+            raise
+        return sent
     if reply is not None:
         supervisor.turn_start(room=room, reply=reply)
     elif message.status == Message.Status.QUEUED:
         # The reply ahead may have ended while this was being saved.
         await supervisor.turn_advance(room_id=room_id)
     return message
+
+
+@database_sync_to_async
+def _sent(room_id: int, author_id: int, client_id: uuid.UUID) -> Message | None:
+    return selectors.message_by_client_id(room_id=room_id, author_id=author_id, client_id=client_id)
 
 
 async def message_edit(

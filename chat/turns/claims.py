@@ -16,6 +16,7 @@ one_streaming_reply_per_room constraint, in any process.
 """
 
 import math
+import uuid
 from collections.abc import Collection
 from datetime import datetime
 
@@ -32,7 +33,7 @@ from chat.turns import refusals
 
 
 def claim(
-    *, room_id: int, author_id: int, content: str, may_start: bool
+    *, room_id: int, author_id: int, content: str, may_start: bool, client_id: uuid.UUID | None
 ) -> tuple[Room, Message, Message | None]:
     """Save a question: with its reply's placeholder when the room is free, queued
     behind the reply streaming, or alone when it is not addressed to the AI."""
@@ -41,14 +42,18 @@ def claim(
         room = room_for_action(room_id=room_id, user_id=author_id)
         roomlist.room_changed_on_commit(room=room)
         if not selectors.message_addressed(room=room, content=content):
-            message = _question(room=room, author_id=author_id, content=content)
+            message = _question(
+                room=room, author_id=author_id, content=content, client_id=client_id
+            )
             message_broadcast_on_commit(message)
             return room, message, None
         waiting = room.messages.filter(status=Message.Status.QUEUED).count()
         if not waiting and may_start:
             try:
                 with transaction.atomic():
-                    message = _question(room=room, author_id=author_id, content=content)
+                    message = _question(
+                        room=room, author_id=author_id, content=content, client_id=client_id
+                    )
                     reply = _placeholder(room=room)
             except IntegrityError:
                 pass  # a reply is streaming: wait behind it
@@ -58,7 +63,11 @@ def claim(
         if waiting >= settings.CHAT_QUEUE_LIMIT:
             raise refusals.QueueFull
         message = _question(
-            room=room, author_id=author_id, content=content, status=Message.Status.QUEUED
+            room=room,
+            author_id=author_id,
+            content=content,
+            status=Message.Status.QUEUED,
+            client_id=client_id,
         )
         queue_changed_on_commit(room_id=room.pk)
     return room, message, None
@@ -79,7 +88,12 @@ def claim_next(*, room_id: int) -> tuple[Room, Message] | None:
             # Answered now, so it moves to the end of the conversation, just
             # before its reply: the page and the model see question, then answer.
             waiting.delete()
-            question = _question(room=room, author_id=waiting.author_id, content=waiting.content)
+            question = _question(
+                room=room,
+                author_id=waiting.author_id,
+                content=waiting.content,
+                client_id=waiting.client_id,
+            )
             reply = _placeholder(room=room)
             message_broadcast_on_commit(question, reply)
             queue_changed_on_commit(room_id=room_id)
@@ -215,10 +229,20 @@ def end_stale(*, rows: Collection[tuple[int, datetime | None]], error: str) -> i
 
 
 def _question(
-    *, room: Room, author_id: int | None, content: str, status: str = Message.Status.COMPLETE
+    *,
+    room: Room,
+    author_id: int | None,
+    content: str,
+    status: str = Message.Status.COMPLETE,
+    client_id: uuid.UUID | None = None,
 ) -> Message:
     return Message.objects.create(
-        room=room, author_id=author_id, role=Message.Role.USER, content=content, status=status
+        room=room,
+        author_id=author_id,
+        role=Message.Role.USER,
+        content=content,
+        status=status,
+        client_id=client_id,
     )
 
 

@@ -67,12 +67,30 @@
   }
 
   // A streaming reply is replaced up to 25 times a second; its Stop button must
-  // stay the same element, or a click that starts on one version and ends on
-  // the next lands nowhere. Unchanged controls move into the new version.
+  // stay the same element, in the page, or a click that starts on one version
+  // and ends on the next lands nowhere, and keyboard focus falls to the body.
+  // So an unchanged control stays where it is and the rest of the message is
+  // replaced around it. Returns the element now showing the message.
   function keepControls(current, incoming) {
     const held = current.querySelector(":scope > form.message__action");
     const fresh = incoming.querySelector(":scope > form.message__action");
-    if (held && fresh && held.isEqualNode(fresh)) fresh.replaceWith(held);
+    if (!held || !fresh || !held.isEqualNode(fresh)) {
+      current.replaceWith(incoming);
+      return incoming;
+    }
+    for (const name of current.getAttributeNames()) {
+      if (!incoming.hasAttribute(name)) current.removeAttribute(name);
+    }
+    for (const name of incoming.getAttributeNames()) {
+      current.setAttribute(name, incoming.getAttribute(name));
+    }
+    const children = [...incoming.childNodes];
+    const at = children.indexOf(fresh);
+    for (const node of [...current.childNodes]) if (node !== held) node.remove();
+    held.before(...children.slice(0, at));
+    held.after(...children.slice(at + 1));
+    incoming.remove(); // an empty shell now, which htmx would otherwise append
+    return current;
   }
 
   function heard(article) {
@@ -170,18 +188,20 @@
       const seq = Number(incoming.dataset.seq);
       const held = Number(current.dataset.seq);
       if (seq > held) {
-        keepControls(current, incoming);
-        if (current.dataset.status === "streaming" && incoming.dataset.status !== "streaming") {
-          // The reply's last words: what its tail showed, now final.
-          const body = incoming.querySelector(".message__body");
-          announce([...body.children].slice(Number(current.dataset.blocks || 0)));
-        }
-        current.replaceWith(incoming);
-        htmx.process(incoming);
-        heard(incoming);
-        rememberTail(incoming);
-        added(incoming);
-        if (seq > held + 1 && incoming.dataset.status === "streaming") askFor(incoming);
+        // A reply's last words: what its tail showed, now final (read before the
+        // article takes the incoming attributes).
+        const shownBlocks = Number(current.dataset.blocks || 0);
+        const finalBody =
+          current.dataset.status === "streaming" && incoming.dataset.status !== "streaming"
+            ? incoming.querySelector(".message__body")
+            : null;
+        const shown = keepControls(current, incoming);
+        if (finalBody) announce([...finalBody.children].slice(shownBlocks));
+        htmx.process(shown);
+        heard(shown);
+        rememberTail(shown);
+        added(shown);
+        if (seq > held + 1 && shown.dataset.status === "streaming") askFor(shown);
       } else {
         incoming.remove();
       }
@@ -216,8 +236,6 @@
     setConnection("signedout");
     const login = document.getElementById("signed-out-login");
     if (login) login.hidden = false;
-    const button = document.querySelector("#composer button[type=submit]");
-    if (button) button.disabled = true;
   }
 
   document.addEventListener("htmx:wsClose", (event) => {
@@ -227,11 +245,11 @@
       showSignedOut();
       return;
     }
-    // The server's final word: the room is gone, or the owner removed this user.
-    if (code === 4404 || code === 4403) {
-      setConnection(code === 4404 ? "gone" : "removed");
-      const button = document.querySelector("#composer button[type=submit]");
-      if (button) button.disabled = true;
+    // The server's final word: the room is gone, the owner removed this user,
+    // or this user has too many sockets open. The composer stays, Send disabled.
+    const final = { 4404: "gone", 4403: "removed", 4429: "toomany" }[code];
+    if (final) {
+      setConnection(final);
       return;
     }
     setConnection("offline");
@@ -261,29 +279,17 @@
     if (list && stickToBottom) list.scrollTop = list.scrollHeight;
   });
 
-  // The server answers a send with a fresh composer; keep typing where we were.
-  // It replaces #sync-request when broadcasts may have been lost (its Redis
-  // feed came back after a drop): catch up then.
+  // The server replaces #sync-request when broadcasts may have been lost (its
+  // Redis feed came back after a drop): catch up then.
   document.addEventListener("htmx:oobAfterSwap", (event) => {
     const swapped = (id) => event.detail.target.id === id || event.target.id === id;
     if (swapped("sync-request")) catchUp();
     if (swapped("room-version")) caughtUp(Number(document.getElementById("room-version").dataset.version));
     if (swapped("room-reset")) sawVersion(Number(document.getElementById("room-reset").dataset.version));
-    if (event.detail.target.id === "composer" || event.target.id === "composer") {
-      const field = document.querySelector("#composer textarea");
-      if (field && document.activeElement === document.body) field.focus();
-    }
   });
 
-  // Enter sends, Shift+Enter adds a line.
-  document.addEventListener("keydown", (event) => {
-    const field = event.target;
-    if (!(field instanceof HTMLTextAreaElement) || !field.closest("#composer")) return;
-    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
-    event.preventDefault();
-    const button = field.form.querySelector("button[type=submit]");
-    if (!button.disabled && field.value.trim()) field.form.requestSubmit();
-  });
+  // htmx or its ws extension did not load (static/chat/ws-loader.js): nothing will connect.
+  document.addEventListener("chat:unloaded", () => setConnection("unloaded"));
 
   document.addEventListener("DOMContentLoaded", () => {
     const held = document.getElementById("room-version");

@@ -45,8 +45,12 @@ PASSWORD = "correct-horse-battery-9"
 
 @pytest.fixture(scope="module")
 def app_server(
-    redis_url: str, model_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    model_server: FakeOpenAI,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[DaphneServer]:
+    """The module's daphne; a module's SERVER_ENV adds to (or overrides) its settings."""
     database = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
@@ -55,6 +59,7 @@ def app_server(
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_MODEL": "test-model",
+        **getattr(request.module, "SERVER_ENV", {}),
     }
     with serving(env) as server:
         yield server

@@ -13,6 +13,8 @@ def open_tab(context: BrowserContext, path: str) -> Page:
 
 def send(page: Page, text: str) -> None:
     page.get_by_label("Message", exact=True).fill(text)
+    # Send is enabled once the socket is open: nothing is sent, or queued, before.
+    expect(page.locator("#composer button[type=submit]")).to_be_enabled()
     page.get_by_label("Message", exact=True).press("Enter")
 
 

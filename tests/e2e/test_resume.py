@@ -111,7 +111,9 @@ def test_indicator_follows_the_server_down_and_back_up(
     app_server.stop()
     expect(state).to_have_attribute("data-state", "offline")
     expect(state).to_have_text("Offline, reconnecting…")
-    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    # Nothing can be sent while offline, and the composer says so.
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    expect(page.locator("#composer-note")).to_contain_text("Offline: nothing is sent.")
 
     app_server.start()  # the same port, so the page's socket URL still holds
     expect(state).to_have_attribute("data-state", "online", timeout=15_000)

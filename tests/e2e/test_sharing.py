@@ -13,12 +13,12 @@ from tests.servers import DaphneServer
 
 pytestmark = pytest.mark.integration
 
-# Opens the room's websocket from the page; resolves to whether it opened and its close code.
+# Opens the room's websocket from the page; resolves to its close code and how many frames came.
 TRY_SOCKET = """path => new Promise(resolve => {
     const socket = new WebSocket(`ws://${location.host}/ws${path}`);
-    let opened = false;
-    socket.onopen = () => { opened = true; };
-    socket.onclose = event => resolve({ opened, code: event.code });
+    let received = 0;
+    socket.onmessage = () => { received += 1; };
+    socket.onclose = event => resolve({ code: event.code, received });
 })"""
 
 
@@ -49,8 +49,9 @@ def test_someone_else_gets_a_404_and_no_room(
     expect(bob_page.locator("body")).to_contain_text(re.compile("not found", re.I))
     expect(bob_page.locator("body")).not_to_contain_text("Alice's diary")
     expect(bob_page.locator("body")).not_to_contain_text("Dear diary")
-    # Its websocket is refused before it opens, and the room is not in bob's list.
-    assert bob_page.evaluate(TRY_SOCKET, path)["opened"] is False
+    # Its websocket is refused (accepted, then closed with 4404, so the page can
+    # say why) with nothing of the room sent, and the room is not in bob's list.
+    assert bob_page.evaluate(TRY_SOCKET, path) == {"code": 4404, "received": 0}
     bob_page.goto("/chat/")
     expect(bob_page.get_by_role("heading", level=1)).to_have_text("Rooms")
     expect(bob_page.locator(".room-card", has_text="Alice's diary")).to_have_count(0)
