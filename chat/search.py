@@ -3,7 +3,10 @@
 Korean has no spaces between a word and its particles, so matching is by
 substring, not by word: SQLite's FTS5 trigram index (chat_message_fts, kept in
 step by triggers; migration 0003) and PostgreSQL's pg_trgm index under ILIKE.
-A trigram index needs three characters; a two-character query scans instead.
+A trigram index needs three characters; a shorter query scans instead (on
+PostgreSQL too: pg_trgm cannot serve it). One Korean syllable or Chinese
+character is often a whole word (세, 법), so it is a query; one ASCII character
+matches nearly everything and gets a hint instead.
 The query is always one literal phrase: FTS syntax and quotes are plain text.
 """
 
@@ -19,8 +22,6 @@ from django.utils.safestring import SafeString, mark_safe
 from chat.models import Message
 from chat.selectors import AnyUser, room_visible
 
-# Shorter queries get a hint instead of a search.
-MIN_QUERY = 2
 MAX_QUERY = 200
 RESULTS = 30
 # Characters of context on each side of the match in a snippet.
@@ -44,7 +45,7 @@ class MessageSearch:
 def message_search(*, user: AnyUser, query: str, limit: int = RESULTS) -> MessageSearch:
     """The newest messages containing `query`, in rooms `user` can see."""
     query = " ".join(query.split())[:MAX_QUERY]
-    if len(query) < MIN_QUERY:
+    if too_short(query):
         return MessageSearch(query=query, hits=[], too_short=True)
     found = (
         _matching(query)
@@ -55,6 +56,10 @@ def message_search(*, user: AnyUser, query: str, limit: int = RESULTS) -> Messag
     )
     hits = [SearchHit(message=m, snippet=snippet(m.content, query)) for m in found]
     return MessageSearch(query=query, hits=hits, too_short=False)
+
+
+def too_short(query: str) -> bool:
+    return not query or (len(query) == 1 and query.isascii())
 
 
 def _matching(query: str) -> QuerySet[Message]:

@@ -50,6 +50,7 @@ def main() -> None:
         "index": index[0] if index else None,
         "korean": found("퇴직금"),
         "two": found("소득"),
+        "one": found("득"),
         "quotes": found('"a phrase"'),
         "percent": found("100%"),
         "underscore": found("of_it"),
