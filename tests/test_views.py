@@ -429,7 +429,7 @@ def test_earlier_messages_of_someone_elses_room_are_404(room_factory, as_bob):
 def test_the_document_page_on_an_empty_database_shows_how_to_load_them(client):
     html = client.get(SEARCH).content.decode()
     assert "No documents are loaded yet." in html
-    assert "manage.py load_jsonl chat.TaxLawDocument" in html
+    assert "<code>make load-taxlaw</code>" in html
     assert "No documents match" not in client.get(SEARCH, {"query": "퇴직금"}).content.decode()
 
 
