@@ -131,7 +131,8 @@ def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 context = {"form": form, "room": room, "confirm_reset": clears}
                 if request.htmx:
                     return render(request, "chat/room_form.html#form", context)
-                return render(request, "chat/room_form.html", _edit_context(room, form=form) | context)
+                context |= _edit_context(room, form=form)
+                return render(request, "chat/room_form.html", context)
             services.room_update(room=room, **form.cleaned_data)
             if clears:
                 messages.success(request, _prompt_changed(clears))

@@ -71,7 +71,8 @@ def test_the_favicon_is_served_and_linked(client):
     icon = client.get(response["Location"])
     assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
     assert b"<svg" in b"".join(icon.streaming_content)
-    assert f'<link rel="icon" href="{response["Location"]}"' in client.get("/chat/").content.decode()
+    page = client.get("/chat/").content.decode()
+    assert f'<link rel="icon" href="{response["Location"]}"' in page
 
 
 def test_the_favicon_needs_no_login(client):

@@ -49,7 +49,8 @@ def test_two_characters_search_too(rooms, user):
 
 
 def test_one_korean_syllable_searches(rooms, user):
-    assert contents(search.message_search(user=user, query="봅")) == ["퇴직금은 근로소득으로 봅니다."]
+    found = search.message_search(user=user, query="봅")
+    assert contents(found) == ["퇴직금은 근로소득으로 봅니다."]
     assert len(contents(search.message_search(user=user, query="금"))) == 3
 
 

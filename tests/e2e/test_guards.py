@@ -127,7 +127,8 @@ def test_on_a_phone_the_header_folds_into_a_menu_and_the_messages_get_the_height
         "연말정산 준비물과 카드 공제 기준에 대한 긴 이름의 방",
         "You answer Korean tax questions, citing the law. " * 6,
     )
-    phone = new_context(viewport=PHONE, locale="ko-KR", extra_http_headers={"Accept-Language": "ko"})
+    korean = {"Accept-Language": "ko"}
+    phone = new_context(viewport=PHONE, locale="ko-KR", extra_http_headers=korean)
     violations: list[str] = []
     phone.expose_function("reportViolation", lambda text: violations.append(text))
     phone.add_init_script(LISTEN)
