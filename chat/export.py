@@ -5,7 +5,7 @@ from typing import Any
 
 from django.utils.text import slugify
 
-from chat import usage
+from chat import llm, usage
 from chat.models import Message, Room
 
 FORMATS = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -34,13 +34,22 @@ def message_data(message: Message) -> dict[str, Any]:
     }
 
 
+def answered_by(*, room: Room, messages: list[Message]) -> list[str]:
+    """The models whose replies the room holds, in order of first reply; with none yet,
+    the one that would answer now (the offline demo when no model is configured)."""
+    models = dict.fromkeys(m.model for m in messages if m.model)
+    return list(models) or [llm.model_name(model=room.model)]
+
+
 def room_json(*, room: Room, messages: list[Message]) -> str:
     data = {
         "room": {
             "id": room.pk,
             "name": room.name,
             "system_prompt": room.system_prompt,
+            # The room's setting; `answered_by` is what actually replied.
             "model": room.model,
+            "answered_by": answered_by(room=room, messages=messages),
             "temperature": room.temperature,
         },
         "messages": [message_data(message) for message in messages],
@@ -52,7 +61,8 @@ def room_markdown(*, room: Room, messages: list[Message]) -> str:
     lines = [f"# {room.name}", ""]
     if room.system_prompt:
         lines += ["System prompt:", "", *_quoted(room.system_prompt), ""]
-    lines += [f"Model: {room.model}, temperature {room.temperature}", ""]
+    models = ", ".join(answered_by(room=room, messages=messages))
+    lines += [f"Model: {models}, temperature {room.temperature}", ""]
     for message in messages:
         data = message_data(message)
         who = data["author"] or ("assistant" if message.role == Message.Role.ASSISTANT else "user")

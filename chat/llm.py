@@ -25,15 +25,14 @@ import openai
 import openai.resources.chat
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from openai.types.chat import ChatCompletionMessageParam
+
+from chat.demo import DEMO_MODEL_NAME, demo_reply
 
 logger = logging.getLogger(__name__)
 
 ChatTurn = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
-
-DEMO_MODEL_NAME = "offline-demo"
 
 
 class ModelError(Exception):
@@ -99,7 +98,7 @@ def stream_reply(
     """The reply to `turns` (by OPENAI_MODEL and the server's default temperature unless
     given), as text deltas; iterating raises ModelError on any fault."""
     if not is_configured():
-        return ModelReply(_demo_reply(turns))
+        return ModelReply(demo_reply(turns))
     return ModelReply(_server_reply(turns, model=model, temperature=temperature))
 
 
@@ -287,20 +286,3 @@ def _client_options() -> dict[str, Any]:
 def _embedding_error(exc: Exception) -> ModelError:
     logger.warning("embedding request failed: %r", exc)
     return ModelError(gettext_noop("The embedding request failed."), kind="embedding")
-
-
-_DEMO_DELAY = 0.03  # seconds between demo words: slow enough to watch it stream
-
-
-async def _demo_reply(turns: Sequence[ChatTurn]) -> AsyncGenerator[str]:
-    question = next((t["content"] for t in reversed(turns) if t["role"] == "user"), "")
-    text = _(
-        "**Offline demo model.** No model is configured, so this is a fixed reply. "
-        "You wrote %(count)d characters: “%(excerpt)s”.\n\n"
-        "To talk to a real model, set `OPENAI_API_KEY` (and optionally `OPENAI_MODEL`), "
-        "or point `OPENAI_BASE_URL` at any OpenAI-compatible server such as Ollama, "
-        "then restart the server."
-    ) % {"count": len(question), "excerpt": question[:80]}
-    for word in re.findall(r"\s*\S+", text):
-        await asyncio.sleep(_DEMO_DELAY)
-        yield word

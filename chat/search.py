@@ -4,9 +4,12 @@ Korean has no spaces between a word and its particles, so matching is by
 substring, not by word: SQLite's FTS5 trigram index (chat_message_fts, kept in
 step by triggers) and PostgreSQL's pg_trgm index under ILIKE. Both hold final
 messages only, so a streaming reply's saves never re-index its text
-(migration 0006). A trigram index needs three characters; a two-character
-query scans instead. The query is always one literal phrase: FTS syntax,
-quotes and LIKE wildcards are plain text.
+(migration 0007). A trigram index needs three characters; a shorter query scans
+instead (on PostgreSQL too: pg_trgm cannot serve it). One Korean syllable or
+Chinese character is often a whole word (세, 법), so it is a query; one ASCII
+character matches nearly everything and gets a hint instead.
+The query is always one literal phrase: FTS syntax, quotes and LIKE wildcards
+are plain text.
 """
 
 import re
@@ -21,8 +24,6 @@ from django.utils.safestring import SafeString, mark_safe
 from chat.models import Message
 from chat.selectors import AnyUser, room_visible
 
-# Shorter queries get a hint instead of a search.
-MIN_QUERY = 2
 MAX_QUERY = 200
 RESULTS = 30
 # Characters of context on each side of the match in a snippet.
@@ -46,7 +47,7 @@ class MessageSearch:
 def message_search(*, user: AnyUser, query: str, limit: int = RESULTS) -> MessageSearch:
     """The newest messages containing `query`, in rooms `user` can see."""
     query = " ".join(query.split())[:MAX_QUERY]
-    if len(query) < MIN_QUERY:
+    if too_short(query):
         return MessageSearch(query=query, hits=[], too_short=True)
     found = (
         _matching(query)
@@ -57,6 +58,10 @@ def message_search(*, user: AnyUser, query: str, limit: int = RESULTS) -> Messag
     )
     hits = [SearchHit(message=m, snippet=snippet(m.content, query)) for m in found]
     return MessageSearch(query=query, hits=hits, too_short=False)
+
+
+def too_short(query: str) -> bool:
+    return not query or (len(query) == 1 and query.isascii())
 
 
 def _matching(query: str) -> QuerySet[Message]:

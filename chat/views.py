@@ -1,3 +1,4 @@
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
@@ -7,6 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -113,11 +116,31 @@ def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         # ModelForm validation writes the new values onto `room`; the service
         # compares them with the stored row.
         if form.is_valid():
+            # A new prompt deletes the conversation: say how much, and save only once confirmed.
+            clears = room.messages.count() if "system_prompt" in form.changed_data else 0
+            if clears and request.POST.get("confirm_reset") != str(clears):
+                context = {"form": form, "room": room, "confirm_reset": clears}
+                if request.htmx:
+                    return render(request, "chat/room_form.html#form", context)
+                context |= _edit_context(room, form=form)
+                return render(request, "chat/room_form.html", context)
             services.room_update(room=room, **form.cleaned_data)
+            if clears:
+                messages.success(request, _prompt_changed(clears))
             return _go_to(request, room)
         if request.htmx:
             return render(request, "chat/room_form.html#form", {"form": form, "room": room})
     return render(request, "chat/room_form.html", _edit_context(room, form=form))
+
+
+def _prompt_changed(count: int) -> str:
+    return ngettext(
+        "The system prompt changed: %(count)d message was deleted for everyone, "
+        "and the conversation starts again.",
+        "The system prompt changed: %(count)d messages were deleted for everyone, "
+        "and the conversation starts again.",
+        count,
+    ) % {"count": count}
 
 
 @require_POST
@@ -141,13 +164,19 @@ def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpR
     return _members(request, room, MemberForm())
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def room_leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm; POST leaves, then the room list says so."""
     room = _room_or_404(request, pk)
     # The owner deletes their room instead; to them this page does not exist.
     if room.owner_id == request.user.pk:
         raise Http404
+    if request.method == "GET":
+        return render(request, "chat/room_leave.html", {"room": room})
     services.room_leave(room=room, user=request.user)
+    messages.success(
+        request, _("You left “%(name)s”. These are the rooms you are in.") % {"name": room.name}
+    )
     return _go_to_list(request)
 
 
@@ -160,6 +189,7 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "chat/room_delete.html", {"room": room})
     services.room_delete(room=room)
+    messages.success(request, _("“%(name)s” was deleted for everyone.") % {"name": room.name})
     return _go_to_list(request)
 
 

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The designed 404 page with DEBUG on too (the technical one shows the URL patterns).
+    "chat.errorpages.designed_404_middleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -10,4 +12,9 @@ urlpatterns = [
     path("accounts/signup/", signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    # Pages link their icon; this is for clients that ask the old address anyway.
+    path(
+        "favicon.ico",
+        login_not_required(RedirectView.as_view(url=static("chat/favicon.svg"), permanent=True)),
+    ),
 ]

@@ -56,6 +56,7 @@ def main() -> None:
         "plan": plan,
         "korean": found("퇴직금"),
         "two": found("소득"),
+        "one": found("득"),
         "quotes": found('"a phrase"'),
         "percent": found("100%"),
         "underscore": found("of_it"),

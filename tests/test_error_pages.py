@@ -1,4 +1,5 @@
-"""404, 403 and 500 pages in the site's look, in English and Korean, with DEBUG off."""
+"""404, 403 and 500 pages in the site's look, in English and Korean (the 404 with DEBUG on too),
+and the favicon."""
 
 import pytest
 from django.test import RequestFactory
@@ -52,3 +53,28 @@ def test_a_server_error_page_is_styled_and_translated(language, title):
     html = response.content.decode()
     assert response.status_code == 500
     assert title in html and "chat/chat.css" in html and f'lang="{language}"' in html
+
+
+@pytest.mark.parametrize("url", ["/chat/999999/", "/no/such/page/", "/chat/999999/export/"])
+def test_with_debug_on_a_missing_page_is_the_designed_one_too(client, settings, url):
+    settings.DEBUG = True
+    response = client.get(url, **KOREAN)
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert 'class="error-page card"' in html and "페이지를 찾을 수 없습니다" in html
+    assert "URLconf" not in html and "Using the URLconf" not in html
+
+
+def test_the_favicon_is_served_and_linked(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(icon.streaming_content)
+    page = client.get("/chat/").content.decode()
+    assert f'<link rel="icon" href="{response["Location"]}"' in page
+
+
+def test_the_favicon_needs_no_login(client):
+    client.logout()
+    assert client.get("/favicon.ico").status_code == 301

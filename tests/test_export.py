@@ -62,6 +62,7 @@ def test_json_has_one_object_per_message(client, room):
         "name": "세금 질문 / Taxes",
         "system_prompt": "Answer in Korean.\nBe brief.",
         "model": "test-model",
+        "answered_by": ["test-model"],
         "temperature": 1.0,
     }
     messages = data["messages"]
@@ -73,6 +74,24 @@ def test_json_has_one_object_per_message(client, room):
     assert messages[1]["cost_usd"] == "0.0002"
     assert (messages[3]["status"], messages[3]["prompt_tokens"]) == ("error", None)
     assert all(m["created_at"] for m in messages)
+
+
+def test_the_export_names_the_model_that_answered_not_the_room_s_setting(
+    client, room_factory, message_factory, user, settings
+):
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    room = room_factory(name="Offline", model="gpt-4o-mini")
+    empty = client.get(f"/chat/{room.pk}/export/?format=md").content.decode()
+    assert "Model: offline-demo, temperature" in empty
+    message_factory(room, "hi", author=user)
+    message_factory(room, "demo", role="assistant", model="offline-demo")
+    message_factory(room, "real", role="assistant", model="gpt-4o")
+    text = client.get(f"/chat/{room.pk}/export/?format=md").content.decode()
+    assert "Model: offline-demo, gpt-4o, temperature" in text
+    assert "gpt-4o-mini" not in text
+    data = json.loads(client.get(f"/chat/{room.pk}/export/?format=json").content)
+    assert data["room"]["answered_by"] == ["offline-demo", "gpt-4o"]
+    assert data["room"]["model"] == "gpt-4o-mini"
 
 
 def test_markdown_is_the_default_format(client, room):

@@ -80,7 +80,9 @@ class _Audit(HTMLParser):
 
 
 # The page's own "replying…" dots, appended to a streaming reply's body.
-TYPING_INDICATOR = re.compile(r'<span class="typing" aria-label="[^"]*">(<i></i>)*</span>$')
+TYPING_INDICATOR = re.compile(
+    r'<span class="typing" role="img" aria-label="[^"]*">(<i></i>)*</span>$'
+)
 
 
 def problems_in(html: str) -> list[str]:

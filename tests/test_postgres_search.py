@@ -30,6 +30,7 @@ def test_the_trigram_index_exists_where_the_server_has_pg_trgm(found):
 def test_korean_substrings_are_found_in_visible_rooms_only(found):
     assert found["korean"] == ["급여에 포함하여 지급되는 퇴직금의 소득 구분은?"]
     assert found["two"] == ["급여에 포함하여 지급되는 퇴직금의 소득 구분은?"]
+    assert found["one"] == ["급여에 포함하여 지급되는 퇴직금의 소득 구분은?"]
     assert found["snippet"] == "급여에 포함하여 지급되는 <mark>퇴직금</mark>의 소득 구분은?"
 
 

@@ -51,8 +51,14 @@ def test_two_characters_search_too(rooms, user):
     ]
 
 
-@pytest.mark.parametrize("query", ["", " ", "퇴", "a"])
-def test_an_empty_or_one_character_query_runs_no_search(
+def test_one_korean_syllable_searches(rooms, user):
+    found = search.message_search(user=user, query="봅")
+    assert contents(found) == ["퇴직금은 근로소득으로 봅니다."]
+    assert len(contents(search.message_search(user=user, query="금"))) == 3
+
+
+@pytest.mark.parametrize("query", ["", " ", "a", "?"])
+def test_an_empty_or_one_ascii_character_query_runs_no_search(
     rooms, user, query, django_assert_num_queries
 ):
     with django_assert_num_queries(0):
@@ -199,8 +205,10 @@ def test_typing_swaps_only_the_results(client, rooms):
 
 
 def test_the_page_gives_a_hint_for_short_queries_and_says_when_nothing_matches(client, rooms):
-    assert "Type at least two characters" in client.get("/chat/search/?q=퇴").content.decode()
-    assert "Type at least two characters" in client.get("/chat/search/").content.decode()
+    assert "Type at least two letters" in client.get("/chat/search/?q=a").content.decode()
+    assert "Type at least two letters" in client.get("/chat/search/").content.decode()
+    html = client.get("/chat/search/?q=봅", **HTMX).content.decode()
+    assert "<mark>봅</mark>" in html
     html = client.get('/chat/search/?q="nothing like this', **HTMX).content.decode()
     assert "No message matches “&quot;nothing like this”." in html
 

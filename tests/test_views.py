@@ -107,18 +107,52 @@ def test_edit_page_warns_that_a_prompt_change_clears_history(client, room_factor
     assert "Changing the system prompt deletes this room" in html
 
 
-def test_prompt_change_clears_history(client, room_factory, message_factory):
+def test_prompt_change_asks_first_then_clears_history(client, room_factory, message_factory):
     room = room_factory(system_prompt="old")
     message_factory(room, "hello")
+    url = reverse("chat:room_edit", args=[room.pk])
+    asked = client.post(url, {"name": "Renamed", "system_prompt": "new"}, **HTMX)
+    html = asked.content.decode()
+    assert asked.status_code == 200 and "HX-Redirect" not in asked
+    assert "Saving deletes this room's 1 message, for everyone in it." in html
+    assert '<input type="hidden" name="confirm_reset" value="1">' in html
+    assert re.search(r"<textarea[^>]*>\s*new</textarea>", html), "the edit is kept"
+    room.refresh_from_db()
+    assert (room.name, room.system_prompt, room.messages.count()) == ("Test room", "old", 1)
+
     response = client.post(
-        reverse("chat:room_edit", args=[room.pk]),
-        {"name": "Renamed", "system_prompt": "new"},
-        **HTMX,
+        url, {"name": "Renamed", "system_prompt": "new", "confirm_reset": "1"}, **HTMX
     )
     assert response["HX-Redirect"] == room.get_absolute_url()
     room.refresh_from_db()
     assert (room.name, room.system_prompt) == ("Renamed", "new")
     assert room.messages.count() == 0
+    page = client.get(room.get_absolute_url()).content.decode()
+    assert "1 message was deleted for everyone, and the conversation starts again." in page
+
+
+def test_a_confirmation_for_fewer_messages_than_now_asks_again(
+    client, room_factory, message_factory
+):
+    room = room_factory(system_prompt="old")
+    message_factory(room, "hello")
+    message_factory(room, "a second one, sent while the owner was reading")
+    response = client.post(
+        reverse("chat:room_edit", args=[room.pk]),
+        {"name": "Room", "system_prompt": "new", "confirm_reset": "1"},
+    )
+    assert "Delete 2 messages and save" in response.content.decode()
+    assert room.messages.count() == 2
+
+
+def test_a_prompt_change_in_an_empty_room_saves_at_once(client, room_factory):
+    room = room_factory(system_prompt="old")
+    response = client.post(
+        reverse("chat:room_edit", args=[room.pk]), {"name": "Room", "system_prompt": "new"}
+    )
+    assert response.status_code == 302
+    room.refresh_from_db()
+    assert room.system_prompt == "new"
 
 
 def test_rename_alone_keeps_history(client, room_factory, message_factory):
@@ -430,7 +464,7 @@ def test_earlier_messages_of_someone_elses_room_are_404(room_factory, as_bob):
 def test_the_document_page_on_an_empty_database_shows_how_to_load_them(client):
     html = client.get(SEARCH).content.decode()
     assert "No documents are loaded yet." in html
-    assert "manage.py load_jsonl chat.TaxLawDocument" in html
+    assert "<code>make load-taxlaw</code>" in html
     assert "No documents match" not in client.get(SEARCH, {"query": "퇴직금"}).content.decode()
 
 
@@ -455,10 +489,14 @@ def test_an_unknown_model_is_an_inline_error_and_nothing_is_saved(client):
 def test_a_member_leaves_a_room_and_it_leaves_their_list(room_factory, bob, as_bob):
     room = room_factory(name="Book club")
     room.members.add(bob)
+    asked = as_bob.get(reverse("chat:room_leave", args=[room.pk])).content.decode()
+    assert "Leave “Book club”?" in asked and room.members.filter(pk=bob.pk).exists()
     response = as_bob.post(reverse("chat:room_leave", args=[room.pk]))
     assert (response.status_code, response["Location"]) == (302, "/chat/")
     assert not room.members.filter(pk=bob.pk).exists()
-    assert "Book club" not in as_bob.get("/chat/").content.decode()
+    listing = as_bob.get("/chat/").content.decode()
+    assert "You left “Book club”. These are the rooms you are in." in listing
+    assert 'id="room-card-' not in listing
     assert as_bob.get(room.get_absolute_url()).status_code == 404
 
 

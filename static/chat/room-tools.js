@@ -1,5 +1,6 @@
 // The room page's tools beside the chat itself: the Edit control on one's own
-// last message, and the message a search result opened.
+// last message, the message a search result opened, the header's menu on a phone,
+// and the way back from a room that is gone.
 (function () {
   "use strict";
 
@@ -33,8 +34,60 @@
     edit.querySelector("summary").focus();
   });
 
+  // On a phone the header is folded into a menu: its button opens and closes it,
+  // Esc closes it and gives the focus back to the button.
+  function menuToggle() {
+    return document.querySelector(".room-menu__toggle");
+  }
+  function menuSet(open) {
+    const toggle = menuToggle();
+    if (!toggle) return;
+    toggle.setAttribute("aria-expanded", String(open));
+    toggle.closest(".room-header").classList.toggle("room-header--open", open);
+  }
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest && event.target.closest(".room-menu__toggle");
+    if (toggle) menuSet(toggle.getAttribute("aria-expanded") !== "true");
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const toggle = menuToggle();
+    if (!toggle || toggle.getAttribute("aria-expanded") !== "true") return;
+    if (!event.target.closest || !event.target.closest(".room-header")) return;
+    menuSet(false);
+    toggle.focus();
+  });
+
+  // The server closed the socket for good (chat.js sets the state): the room is
+  // gone (4404) or this user was removed (4403). Say so, offer the way back, and
+  // turn off what would only fail now: export, leave, edit and send.
+  function roomLost(state) {
+    const notice = document.getElementById("room-gone");
+    if (!notice || !notice.hidden) return;
+    const text = notice.querySelector(".room-gone__text");
+    text.textContent = text.dataset[state] || text.dataset.gone;
+    notice.hidden = false;
+    for (const link of document.querySelectorAll(".room-header .room-link")) {
+      link.removeAttribute("href");
+      link.removeAttribute("download");
+      link.setAttribute("aria-disabled", "true");
+    }
+    for (const control of document.querySelectorAll("#composer :is(textarea, button), #messages form button")) {
+      control.disabled = true;
+    }
+    menuSet(false);
+  }
+  function watchConnection() {
+    const state = document.getElementById("connection-state");
+    if (!state) return;
+    new MutationObserver(() => {
+      if (state.dataset.state === "gone" || state.dataset.state === "removed") roomLost(state.dataset.state);
+    }).observe(state, { attributes: true, attributeFilter: ["data-state"] });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     showEdit();
+    watchConnection();
     // chat.js scrolled to the newest message; a search result wants its own.
     const found = document.querySelector("#messages .message--found");
     if (found) found.scrollIntoView({ block: "center" });

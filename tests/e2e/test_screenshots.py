@@ -161,3 +161,49 @@ def test_shared_room_with_two_people_and_a_queued_question(
     buffer = io.BytesIO()
     image.imsave(buffer, np.hstack([shots[0], gap * 0.5, shots[1]]), format="png")
     save("shared-room-queue.png", buffer.getvalue())
+
+
+KOREAN_REPLY = """연말정산에는 보통 다음 서류가 필요합니다.
+
+1. **근로소득 원천징수영수증** (회사에서 발급)
+2. 의료비·교육비·기부금 영수증
+3. 홈택스 *간소화 서비스*의 신용카드 사용액
+
+카드 공제는 총급여의 25%를 넘게 쓴 금액부터 적용됩니다. 궁금한 항목을 물어보세요."""
+
+
+def korean(new_context: Callable[..., BrowserContext], **options) -> BrowserContext:
+    return new_context(
+        locale="ko-KR", extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9"}, **options
+    )
+
+
+def ask(page: Page, text: str) -> None:
+    page.locator("#composer textarea").fill(text)
+    page.locator("#composer textarea").press("Enter")
+
+
+def test_room_in_korean(new_context: Callable[..., BrowserContext], new_room, model):
+    path = new_room("연말정산 도우미", "한국 세법을 근거로 연말정산 질문에 답합니다.")
+    page = korean(new_context).new_page()
+    page.goto(path)
+    model.queue(Reply(KOREAN_REPLY))
+    ask(page, "연말정산 준비물이 뭐예요?")
+    finished(page)
+    save("room-korean.png", page.screenshot())
+
+
+def test_room_on_a_phone_with_its_menu(new_context: Callable[..., BrowserContext], new_room, model):
+    path = new_room("연말정산 도우미", "한국 세법을 근거로 연말정산 질문에 답합니다.")
+    page = korean(new_context, viewport={"width": 390, "height": 844}).new_page()
+    page.goto(path)
+    model.queue(Reply(KOREAN_REPLY))
+    ask(page, "연말정산 준비물이 뭐예요?")
+    finished(page)
+    closed = image.imread(io.BytesIO(page.screenshot()), format="png")
+    page.get_by_role("button", name="방 메뉴").click()
+    opened = image.imread(io.BytesIO(page.screenshot()), format="png")
+    gap = np.ones((closed.shape[0], 8, closed.shape[2]), dtype=closed.dtype)
+    buffer = io.BytesIO()
+    image.imsave(buffer, np.hstack([closed, gap * 0.5, opened]), format="png")
+    save("room-phone.png", buffer.getvalue())
