@@ -37,6 +37,7 @@ from chat.frames import as_id, as_uuid, key_pk, language, parse
 from chat.models import Room
 from chat.outbox import Outbox
 from chat.room_presence import RoomPresence
+from chat.room_sync import RoomSync
 from chat.throttle import TokenBucket
 from chat.turns import actions
 from chat.turns.refusals import Refused
@@ -59,7 +60,7 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
 
-class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
+class ChatConsumer(RoomPresence, RoomSync, AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]
@@ -301,28 +302,6 @@ class ChatConsumer(RoomPresence, AsyncWebsocketConsumer):
                 message_id=message_id,
                 content=form.cleaned_data["content"],
             )
-
-    async def _catch_up(self, frame: dict[str, Any]) -> None:
-        if "message" in frame:
-            message_id, seq = as_id(frame["message"]), as_id(frame.get("seq"), allow_zero=True)
-            since = None
-        else:
-            message_id, seq = None, None
-            since = as_id(frame.get("since"), allow_zero=True)
-        if since is None and (message_id is None or seq is None):
-            await self._refuse(_("Could not catch up: the sync frame was malformed."))
-            return
-        if since is not None:
-            changes = await database_sync_to_async(selectors.room_changes)(
-                room=self.room, since=since
-            )
-            await self.send(text_data=rendering.room_changes(room=self.room, changes=changes))
-            return
-        messages = await database_sync_to_async(selectors.room_message_newer)(
-            room=self.room, pk=message_id, seq=seq
-        )
-        if messages:
-            await self.send(text_data=rendering.message_oob(*messages))
 
     async def _refuse(self, reason: str) -> None:
         await self.send(text_data=rendering.composer_answer(error=reason))
