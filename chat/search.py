@@ -4,7 +4,7 @@ Korean has no spaces between a word and its particles, so matching is by
 substring, not by word: SQLite's FTS5 trigram index (chat_message_fts, kept in
 step by triggers) and PostgreSQL's pg_trgm index under ILIKE. Both hold final
 messages only, so a streaming reply's saves never re-index its text
-(migration 0007). A trigram index needs three characters; a shorter query scans
+(migration 0009). A trigram index needs three characters; a shorter query scans
 instead (on PostgreSQL too: pg_trgm cannot serve it). One Korean syllable or
 Chinese character is often a whole word (세, 법), so it is a query; one ASCII
 character matches nearly everything and gets a hint instead.

@@ -18,7 +18,7 @@ def found(pg_env: dict[str, str]) -> dict:  # noqa: F811
 
 def test_the_trigram_index_exists_where_the_server_has_pg_trgm(found):
     if found["pg_trgm"]:
-        # Final messages only (migration 0006), and the search's query can use it.
+        # Final messages only (migration 0009), and the search's query can use it.
         assert "gin (content gin_trgm_ops) WHERE" in found["index"]
         assert "'streaming'" in found["index"]
         assert "chat_message_content_trgm" in found["plan"]

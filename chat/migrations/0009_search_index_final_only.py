@@ -100,7 +100,7 @@ def search_index_whole(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0006_room_versions"),
+        ("chat", "0008_message_client_id"),
     ]
 
     operations = [

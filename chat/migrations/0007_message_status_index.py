@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0007_search_index_final_only"),
+        ("chat", "0006_room_versions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0008_message_status_index'),
+        ('chat', '0007_message_status_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

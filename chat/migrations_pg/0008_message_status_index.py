@@ -1,3 +1,0 @@
-from importlib import import_module
-
-Migration = import_module("chat.migrations.0008_message_status_index").Migration
