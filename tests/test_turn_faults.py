@@ -102,7 +102,7 @@ async def test_a_step_that_raises_ends_the_turn_and_frees_the_room(
             model_server.queue(SLOW, *([Reply("the queued one")] if step == "advance" else []))
             await tab.send_str(send("first"))
             if step == "claim":
-                frames = await frames_until(tab, lambda f: 'id="composer"' in f)
+                frames = await frames_until(tab, lambda f: 'id="composer-answer"' in f)
                 assert "Something went wrong on the server, so nothing was saved." in frames[-1]
                 assert stack.messages(room_id) == [], "nothing half-saved"
                 model_server.reset()

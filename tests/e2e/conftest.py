@@ -52,10 +52,14 @@ def app_server(
 ) -> Iterator[DaphneServer]:
     """The module's daphne; a module's SERVER_ENV adds to (or overrides) its settings."""
     database = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
+    # Each module's own keys in the shared Redis: its users' rate limits,
+    # connection counts and presence start from nothing, whatever ran before.
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+        "CHANNELS_PREFIX": prefix,
+        "CHAT_REDIS_PREFIX": prefix,
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_MODEL": "test-model",
