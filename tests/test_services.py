@@ -5,23 +5,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from chat import services
-from chat.broadcast import room_group
 from chat.models import Message, Room
-
-
-async def listen(room_id: int) -> str:
-    """A channel in the room's group, as a tab's consumer would have."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(room_group(room_id), channel)
-    return channel
-
-
-async def next_frame(channel: str) -> str:
-    """A room event's frame: a fragment, or a streaming reply's delta."""
-    event = await asyncio.wait_for(get_channel_layer().receive(channel), 5)
-    assert event["type"] in {"chat.message", "chat.delta"}
-    return event["html"] if event["type"] == "chat.message" else event["frame"]
+from tests.roomgroup import listen, next_frame
 
 
 @pytest.mark.django_db

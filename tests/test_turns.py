@@ -14,33 +14,18 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from chat import faults, leases, services
-from chat.broadcast import room_group
 from chat.models import Message
 from chat.turns import actions, refusals, watchdog
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
+from tests.roomgroup import listen, next_frame
 from tests.wsutil import Page, messages_in, receive_until
-
-
-async def listen(room_id: int) -> str:
-    """A channel in the room's group, as a tab's consumer would have."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(room_group(room_id), channel)
-    return channel
 
 
 async def next_html(channel: str) -> str:
     event = await asyncio.wait_for(get_channel_layer().receive(channel), 5)
     assert event["type"] == "chat.message"
     return event["html"]
-
-
-async def next_frame(channel: str) -> str:
-    """A room event's frame: a fragment, or a streaming reply's delta."""
-    event = await asyncio.wait_for(get_channel_layer().receive(channel), 5)
-    assert event["type"] in {"chat.message", "chat.delta"}
-    return event["html"] if event["type"] == "chat.message" else event["frame"]
 
 
 @pytest.mark.asyncio
