@@ -8,6 +8,7 @@ user's unread count (chat.consumers_list).
 import asyncio
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat.broadcast import after_commit, user_group
@@ -31,8 +32,11 @@ def room_changed_on_commit(*, room: Room, also: tuple[int, ...] = ()) -> None:
     after_commit(_send, room_id=room.pk, user_ids=user_ids)
 
 
-def room_changed_send(*, room_id: int) -> None:
-    _send(room_id=room_id, user_ids=room_user_ids(room_id=room_id))
+async def room_changed_send(*, room_id: int) -> None:
+    """The lists of the room's people show its new state, now (from the event loop:
+    the people are read on the database thread, the sends stay on the loop)."""
+    user_ids = await database_sync_to_async(room_user_ids)(room_id=room_id)
+    await _send_all(room_id=room_id, user_ids=user_ids)
 
 
 def _send(*, room_id: int, user_ids: set[int]) -> None:

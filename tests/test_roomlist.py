@@ -44,7 +44,7 @@ async def test_the_owner_and_every_member_hear_of_a_change_and_no_one_else(
     await room.members.aadd(bob, carol)
     channels = {u.pk: await listen(u.pk) for u in (user, bob, carol, dave)}
 
-    await sync_to_async(roomlist.room_changed_send)(room_id=room.pk)
+    await roomlist.room_changed_send(room_id=room.pk)
 
     layer = get_channel_layer()
     for user_id in (user.pk, bob.pk, carol.pk):

@@ -159,7 +159,7 @@ async def turn_advance(*, room_id: int) -> Message | None:
 async def _advance(*, room_id: int) -> None:
     """A turn ended: the room list drops its badge, and the next question starts."""
     try:
-        await database_sync_to_async(roomlist.room_changed_send)(room_id=room_id)
+        await roomlist.room_changed_send(room_id=room_id)
     except Exception:
         # The lists catch up at the room's next change, or a reload.
         logger.warning("telling room %s's lists it is free failed", room_id, exc_info=True)
