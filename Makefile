@@ -1,4 +1,5 @@
-# `make run` serves the app on http://127.0.0.1:8000; `make test` runs lint and the tests;
+# `make run` serves the app on http://127.0.0.1:8000; `make test` runs lint and the tests
+# (`make test-all` adds the slow ones);
 # `make bench` runs the fan-out benchmark (docs/benchmark.md).
 # `make superuser` adds an admin account; `make load-taxlaw` loads the tax-law documents.
 # uv is used from PATH, or installed into .tools/ on first use.
@@ -11,7 +12,7 @@ DAPHNE_PINGS := --ping-interval 10 --ping-timeout 10
 # The tutorial's 1000 tax-law documents with their vectors (docs/rag.md).
 TAXLAW_URL ?= https://github.com/pyhub-kr/dump-data/raw/refs/heads/main/rag/sample-taxlaw-1000.jsonl
 
-.PHONY: run test lint bench superuser load-taxlaw migrate
+.PHONY: run test test-all lint bench superuser load-taxlaw migrate
 
 # Runtime dependencies only; --inexact leaves a developer's test tools installed.
 run: migrate
@@ -35,6 +36,11 @@ test: $(UV)
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run pytest
+
+# The slow tests too (pyproject.toml's addopts leaves them out of `make test`).
+test-all: $(UV)
+	$(UV) sync --locked
+	$(UV) run pytest -m ""
 
 lint: $(UV)
 	$(UV) run ruff check .

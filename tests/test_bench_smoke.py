@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 SMOKE = Load("smoke", rooms=1, tabs_per_room=10, tokens=40, rate=100)
 
 
+@pytest.mark.slow
 def test_every_tab_shows_the_whole_reply_once(tmp_path: Path):
     database = Database(tmp_path, rooms=SMOKE.rooms, users=SMOKE.tabs_per_room)
     run = run_stream(database, SMOKE, Variant(), client_procs=1, workdir=tmp_path)
@@ -26,6 +27,7 @@ def test_every_tab_shows_the_whole_reply_once(tmp_path: Path):
     assert run["latency_ms"]["samples"] == 10 * 40
 
 
+@pytest.mark.slow
 def test_a_long_markdown_reply_is_tracked_by_its_markers(tmp_path: Path):
     # S8's Korean reply, faster: every tab must show every marker and end with all of them.
     load = Load("smoke-S8", rooms=1, tabs_per_room=5, tokens=0, rate=400, reply="markdown-ko")

@@ -68,6 +68,7 @@ def stack(tmp_path_factory, redis_url: str, model_server: FakeOpenAI) -> Iterato
         yield stack
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_reply_loses_at_most_one_save_interval(tmp_path, redis_url, model_server):
     rate = 20.0
     model_server.queue(words_reply(rate), Reply("A fresh answer."))
@@ -227,6 +228,7 @@ async def test_two_tabs_sending_at_the_same_moment_are_answered_one_after_the_ot
     assert (rows[1][2], rows[3][2]) == ("first answer", "second answer")
 
 
+@pytest.mark.slow
 async def test_redis_restart_mid_session(tmp_path, model_server):
     redis = RedisServer().start()
     try:
@@ -291,6 +293,7 @@ async def reconnect(session, server, room_id, attempts: int = 50):
     raise AssertionError("the server never accepted a connection again")
 
 
+@pytest.mark.slow
 async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url, model_server):
     rate, words = 50, 150
     model_server.queue(Reply(chunks=tuple(f"{w} " for w in WORDS[:words]), tokens_per_second=rate))

@@ -49,6 +49,7 @@ async def test_a_reply_generated_by_one_process_streams_into_the_other(stack, mo
     ]
 
 
+@pytest.mark.slow
 async def test_an_idle_connection_stays_open(stack, model_server):
     server = stack.servers[0]
     async with browser_session() as session:

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.skipif(not (ROOT / ".tools/bin/uv").exists(), reason="uv is not in .tools/")
+@pytest.mark.slow
 def test_make_superuser_adds_an_admin_without_uv_on_path(tmp_path):
     database = tmp_path / "db.sqlite3"
     env = {

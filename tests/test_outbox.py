@@ -27,6 +27,9 @@ CHUNKS = ("[x]: https://ok.example\n\n", *("x" * 99 + " " for _ in range(800)))
 TEXT = "".join(CHUNKS[1:]).strip()
 # Paragraphs: deltas, each block sent once.
 PARAGRAPHS = tuple(f"{i:04} " + "y" * 94 + "\n\n" for i in range(3000))
+# A stalled client cannot answer pings: past interval + timeout daphne aborts it
+# with a reset, which throws away what its kernel held. These tests read that.
+NO_PINGS = ("--ping-interval", "3600")
 
 
 def read_frames(sock: socket.socket, within: float = 10) -> tuple[int, list[str]]:
@@ -57,12 +60,17 @@ def read_frames(sock: socket.socket, within: float = 10) -> tuple[int, list[str]
     return len(data), frames
 
 
+@pytest.mark.slow
 async def test_a_stalled_tab_gets_a_replys_deltas_merged_with_nothing_lost(
     tmp_path, redis_url, model_server: FakeOpenAI
 ):
     model_server.queue(Reply(chunks=PARAGRAPHS, tokens_per_second=1000))
     with running_stack(
-        tmp_path, redis_url=redis_url, model_url=model_server.base_url, processes=1
+        tmp_path,
+        redis_url=redis_url,
+        model_url=model_server.base_url,
+        processes=1,
+        daphne_args=NO_PINGS,
     ) as stack:
         (server,) = stack.servers
         async with browser_session() as session:
@@ -102,7 +110,11 @@ async def test_a_stalled_tab_gets_only_the_newest_version_and_buffers_stay_small
 ):
     model_server.queue(Reply(chunks=CHUNKS, tokens_per_second=250))
     with running_stack(
-        tmp_path, redis_url=redis_url, model_url=model_server.base_url, processes=1
+        tmp_path,
+        redis_url=redis_url,
+        model_url=model_server.base_url,
+        processes=1,
+        daphne_args=NO_PINGS,
     ) as stack:
         (server,) = stack.servers
         async with browser_session() as session:

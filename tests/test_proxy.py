@@ -240,6 +240,7 @@ async def test_a_forged_forwarded_proto_is_replaced_by_the_proxy(topology):
         assert not await hsts(backend.http_url, "\u00e9")
 
 
+@pytest.mark.slow
 async def test_one_backend_killed_and_restarted_leaves_the_other_serving(topology, model_server):
     proxy, (first, second) = topology.proxy, topology.backends
     async with browser_session() as session:

@@ -160,6 +160,7 @@ async def test_sigterm_mid_reply_loses_nothing_and_the_restart_answers_at_once(
             assert reply_row(stack, room_id) == (reply.pk, "complete", kept + "and that is all.")
 
 
+@pytest.mark.slow
 async def test_kill_9_under_load(stack_of, model_server, capsys):
     rooms_each, count, rate = 10, 160, 20
     model_server.queue(*(words_reply(count, rate) for _ in range(2 * rooms_each)))
@@ -234,6 +235,7 @@ async def test_kill_9_under_load(stack_of, model_server, capsys):
         )
 
 
+@pytest.mark.slow
 async def test_rolling_restart_under_load(stack_of, model_server):
     grace = 1.0
     # Rooms 0-2 are answered by the first process, 3-5 by the second; room 1's

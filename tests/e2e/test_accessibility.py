@@ -24,6 +24,7 @@ AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+FAST = {("ko", "light", "phone"), ("en", "dark", "desktop")}
 LANGUAGES = {"en": "en-US,en;q=0.9", "ko": "ko-KR,ko;q=0.9"}
 
 
@@ -114,9 +115,22 @@ def axe_context(
         context.close()
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("language", ["en", "ko"])
+# Two opposite combinations in every run; the other six with the slow tests.
+COMBINATIONS = [
+    pytest.param(
+        language,
+        scheme,
+        viewport,
+        id=f"{language}-{scheme}-{size}",
+        marks=[] if (language, scheme, size) in FAST else [pytest.mark.slow],
+    )
+    for language in ("en", "ko")
+    for scheme in ("light", "dark")
+    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE))
+]
+
+
+@pytest.mark.parametrize(("language", "scheme", "viewport"), COMBINATIONS)
 def test_every_page_passes_axe(
     axe_context: Callable[..., BrowserContext],
     signed_in: StorageState,
