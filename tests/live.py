@@ -149,6 +149,12 @@ async def frames_until(
     raise AssertionError(f"socket closed ({ws.close_code}) after {len(frames)} frames")
 
 
+def cookie_header(session: aiohttp.ClientSession, server: DaphneServer) -> str:
+    """The session's cookies for `server`, as a Cookie header."""
+    jar = session.cookie_jar.filter_cookies(URL(server.http_url))
+    return "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
+
+
 def stalled_client(server: DaphneServer, room_id: int, cookies: str) -> socket.socket:
     """A websocket client that completes the handshake, then never reads again."""
     sock = socket.socket()

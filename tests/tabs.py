@@ -2,7 +2,6 @@
 as static/chat/chat.js does across reconnects."""
 
 import asyncio
-import json
 import time
 
 import aiohttp
@@ -10,11 +9,7 @@ import aiohttp
 from tests.live import Stack, open_socket
 from tests.servers import DaphneServer
 from tests.slow import patience
-from tests.wsutil import Page, Shown, messages_in
-
-
-def action(name: str, **fields: object) -> str:
-    return json.dumps({"action": name, **fields})
+from tests.wsutil import Page, Shown, action, messages_in
 
 
 class Recorder:

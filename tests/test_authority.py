@@ -11,17 +11,9 @@ from chat import services
 from chat.models import Message
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import action, messages_in, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
-
-
-def action(name: str, **fields) -> str:
-    return json.dumps({"action": name, **fields})
 
 
 @sync_to_async

@@ -14,19 +14,12 @@ from chat.models import Message
 from config.asgi import application
 from tests.conftest import ORIGIN, replies_finished, session_cookie
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until, reply_finished, room_version_in
+from tests.wsutil import messages_in, receive_until, reply_finished, room_version_in, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
 CLIENT_ID = "5b0e6a3c-95d4-4f1e-9a57-0c8d2f6b1e42"
-
-
-def send(content: str, *, client_id: str | None = None) -> str:
-    frame: dict = {"content": content, "HEADERS": {"HX-Request": "true"}}
-    if client_id is not None:
-        frame["client_id"] = client_id
-    return json.dumps(frame)
 
 
 @sync_to_async

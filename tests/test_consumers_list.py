@@ -9,13 +9,9 @@ from asgiref.sync import sync_to_async
 from chat import selectors, services
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import receive_until, text_of
+from tests.wsutil import receive_until, send, text_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
 
 
 def card_of(room_id: int):

@@ -14,12 +14,12 @@ from itertools import pairwise
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import (
     Stack,
     browser_session,
+    cookie_header,
     create_room,
     frames_until,
     open_socket,
@@ -27,7 +27,7 @@ from tests.live import (
     stalled_client,
 )
 from tests.servers import RedisServer
-from tests.wsutil import messages_in, reply_finished, room_version_in
+from tests.wsutil import messages_in, reply_finished, room_version_in, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -51,10 +51,6 @@ def reply_text(frame: str) -> str | None:
 def streamed(at_least: int):
     """Done once an assistant update shows at least this many words."""
     return lambda frame: len((reply_text(frame) or "").split()) >= at_least
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content})
 
 
 @pytest.fixture(scope="module")
@@ -307,10 +303,7 @@ async def test_a_stalled_client_is_dropped_and_slows_no_one(tmp_path, redis_url,
         (server,) = stack.servers
         async with browser_session() as session:
             room_id = await create_room(session, server, "Stalled")
-            jar = session.cookie_jar.filter_cookies(URL(server.http_url))
-            stalled = stalled_client(
-                server, room_id, "; ".join(f"{k}={v.value}" for k, v in jar.items())
-            )
+            stalled = stalled_client(server, room_id, cookie_header(session, server))
             tab = await open_socket(session, server, room_id)
             started = time.monotonic()
             await tab.send_str(send("a long one"))

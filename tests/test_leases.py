@@ -4,7 +4,6 @@ Against the tests' real Redis (and the database, for deployments without Redis).
 """
 
 import asyncio
-import json
 import logging
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from chat.models import Message, ProcessLease
 from chat.turns import watchdog
 from tests.fakeopenai import Reply
 from tests.servers import free_port
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import messages_in, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -115,10 +114,6 @@ async def test_a_reply_is_recovered_once(room_factory, redis_client):
     # The UPDATE is conditional on the row still streaming: a second sweep, here
     # or in another process, finds nothing to do and tells no tab again.
     assert await watchdog.turns_recover() == 0
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
 
 
 async def test_a_dead_owners_reply_is_interrupted_for_open_tabs_and_the_room_is_free(

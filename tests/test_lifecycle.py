@@ -4,7 +4,6 @@ Real daphne processes getting SIGTERM and SIGINT are in tests/test_restarts.py.
 """
 
 import asyncio
-import json
 
 import pytest
 from channels.layers import get_channel_layer
@@ -13,7 +12,7 @@ from chat import leases, lifecycle, shutdown
 from chat.broadcast import room_group
 from chat.models import Message
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until
+from tests.wsutil import messages_in, receive_until, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -29,10 +28,6 @@ def not_draining(monkeypatch) -> None:
 @pytest.fixture
 def room(room_factory):
     return room_factory(name="Draining")
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
 
 
 class RoomListener:

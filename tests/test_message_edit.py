@@ -6,13 +6,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import messages_in, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
 
 
 def edit(message: object, content: object) -> str:

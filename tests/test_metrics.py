@@ -1,7 +1,5 @@
 """/metrics: who may read it, and the figures a room's sockets and replies move."""
 
-import json
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
@@ -9,7 +7,7 @@ from prometheus_client import REGISTRY
 
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import receive_until, reply_finished
+from tests.wsutil import receive_until, reply_finished, send
 
 OUTSIDE = "203.0.113.7"
 TOKEN = "s3cret-metrics-token"
@@ -17,10 +15,6 @@ TOKEN = "s3cret-metrics-token"
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
 
 
 def test_loopback_reads_the_metrics_without_logging_in():

@@ -1,7 +1,5 @@
 """The AI's queue and addressed mode, over the room websocket (in process, real Redis)."""
 
-import json
-
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -10,19 +8,11 @@ from chat.models import Message, Room
 from chat.turns import watchdog
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import action, messages_in, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 SLOW = Reply(chunks=tuple(f"s{i} " for i in range(60)), tokens_per_second=40)
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
-
-
-def action(name: str, **fields) -> str:
-    return json.dumps({"action": name, **fields})
 
 
 @sync_to_async

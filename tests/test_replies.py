@@ -1,7 +1,6 @@
 """Reply controls and faults over the room websocket: Stop, Regenerate, Retry, resume."""
 
 import itertools
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,17 +9,9 @@ from chat.models import Message
 from chat.turns import supervisor
 from tests.fakeopenai import Reply
 from tests.servers import free_port
-from tests.wsutil import messages_in, receive_until, reply_finished
+from tests.wsutil import action, messages_in, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content, "HEADERS": {"HX-Request": "true"}})
-
-
-def action(name: str, **fields) -> str:
-    return json.dumps({"action": name, **fields})
 
 
 @sync_to_async

@@ -6,7 +6,6 @@ the rows left in the database and what the tabs were shown.
 """
 
 import asyncio
-import json
 import signal
 import time
 import uuid
@@ -19,7 +18,7 @@ from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import Stack, browser_session, create_room, frames_until, open_socket, running_stack
 from tests.servers import DaphneServer
 from tests.tabs import Recorder, Tab, action, p99, settled
-from tests.wsutil import Shown, messages_in, reply_finished
+from tests.wsutil import Shown, messages_in, reply_finished, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -34,10 +33,6 @@ def words_reply(count: int, rate: float) -> Reply:
 
 def full_text(count: int) -> str:
     return " ".join(WORDS[:count])
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content})
 
 
 def last_reply(frames: list[str]) -> Shown | None:

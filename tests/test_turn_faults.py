@@ -8,7 +8,6 @@ and that the room takes a new message at once.
 
 import asyncio
 import contextlib
-import json
 import shutil
 import sqlite3
 import time
@@ -21,17 +20,13 @@ from chat.faults import STEPS
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import Stack, browser_session, create_room, frames_until, open_socket
 from tests.servers import DaphneServer, RedisServer, migrate
-from tests.wsutil import messages_in, reply_finished
+from tests.wsutil import messages_in, reply_finished, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 # A room takes a new message this soon after a fault.
 FREE_WITHIN = 3.0
 SLOW = Reply(chunks=tuple(f"s{i} " for i in range(30)), tokens_per_second=30)
-
-
-def send(content: str) -> str:
-    return json.dumps({"content": content})
 
 
 def last_reply(frames: list[str]):

@@ -12,6 +12,20 @@ from channels.testing import WebsocketCommunicator
 
 from tests.slow import patience
 
+
+def send(content: str, *, client_id: str | None = None) -> str:
+    """A message frame, as the room page's form sends it through htmx's ws extension."""
+    frame: dict = {"content": content, "HEADERS": {"HX-Request": "true"}}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return json.dumps(frame)
+
+
+def action(name: str, **fields: object) -> str:
+    """An action frame: stop, cancel, edit, continue, sync, typing."""
+    return json.dumps({"action": name, **fields})
+
+
 _ARTICLE = re.compile(
     r'<article id="message-(?P<pk>\d+)" class="message message--(?P<role>\w+)[^"]*"'
     r'[^>]*data-seq="(?P<seq>\d+)"[^>]*'

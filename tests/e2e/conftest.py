@@ -148,6 +148,14 @@ def new_context(
 
 
 @pytest.fixture
+def violations() -> Iterator[list[str]]:
+    """What the CSP refused in the test's pages (pages.report_csp_violations): none."""
+    found: list[str] = []
+    yield found
+    assert found == [], "Content-Security-Policy violations"
+
+
+@pytest.fixture
 def context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
     """One person's browser: its tabs share cookies."""
     return new_context()

@@ -2,6 +2,23 @@
 
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+# Injected before the page's own scripts: each Content-Security-Policy violation is
+# handed to the test as it happens.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.reportViolation(
+        `${location.pathname}: ${event.effectiveDirective} refused ` +
+        `${event.blockedURI} (${event.sourceFile}:${event.lineNumber})`
+    );
+});
+"""
+
+
+def report_csp_violations(context: BrowserContext, found: list[str]) -> None:
+    """Every page of `context` appends what the CSP refused to `found`."""
+    context.expose_function("reportViolation", found.append)
+    context.add_init_script(CSP_LISTENER)
+
 
 def open_tab(context: BrowserContext, path: str) -> Page:
     """Another tab of the same browser, once its socket is live."""

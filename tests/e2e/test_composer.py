@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.e2e.pages import report_csp_violations
 from tests.e2e.slowlink import SlowLink
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import DaphneServer
@@ -15,11 +16,6 @@ pytestmark = pytest.mark.integration
 
 # A reply that takes a while, so a second one would show.
 SLOW = " ".join(["word"] * 12)
-LISTEN_FOR_CSP = """
-document.addEventListener("securitypolicyviolation", (event) => {
-    window.reportViolation(`${event.effectiveDirective} refused ${event.blockedURI}`);
-});
-"""
 
 
 @pytest.fixture
@@ -31,20 +27,12 @@ def link(app_server: DaphneServer) -> Iterator[SlowLink]:
 
 
 @pytest.fixture
-def violations() -> Iterator[list[str]]:
-    found: list[str] = []
-    yield found
-    assert found == [], "Content-Security-Policy violations"
-
-
-@pytest.fixture
 def slow_page(
     new_context: Callable[..., BrowserContext], link: SlowLink, violations: list[str]
 ) -> Page:
     """A signed-in tab of a new room, over the slow link, its socket open."""
     context = new_context(base_url=link.http_url)
-    context.expose_function("reportViolation", lambda line: violations.append(line))
-    context.add_init_script(LISTEN_FOR_CSP)
+    report_csp_violations(context, violations)
     page = context.new_page()
     page.goto("/chat/new/")
     page.get_by_label("Name").fill("Slow room")

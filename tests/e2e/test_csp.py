@@ -19,31 +19,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, StorageState, exp
 
 from tests.conftest import TAXLAW_SAMPLE
 from tests.e2e.conftest import VIEWPORT
-from tests.e2e.pages import last_reply, open_tab, send
+from tests.e2e.pages import last_reply, open_tab, report_csp_violations, send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import ROOT, DaphneServer
 
 pytestmark = pytest.mark.integration
 
-LISTEN = """
-document.addEventListener("securitypolicyviolation", (event) => {
-    window.reportViolation(
-        `${location.pathname}: ${event.effectiveDirective} refused ` +
-        `${event.blockedURI} (${event.sourceFile}:${event.lineNumber})`
-    );
-});
-"""
 MARKDOWN = (
     "Here is **bold**, a [link](https://example.com) and code:\n\n"
     "```python\nprint('hello')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
 )
-
-
-@pytest.fixture
-def violations() -> Iterator[list[str]]:
-    found: list[str] = []
-    yield found
-    assert found == [], "Content-Security-Policy violations"
 
 
 @pytest.fixture
@@ -60,8 +45,7 @@ def watched(
             locale="en-US",
             storage_state=storage_state,
         )
-        context.expose_function("reportViolation", lambda line: violations.append(line))
-        context.add_init_script(LISTEN)
+        report_csp_violations(context, violations)
         contexts.append(context)
         return context
 
@@ -84,8 +68,7 @@ def settle(page: Page) -> None:
 def test_the_listener_catches_a_violation(browser: Browser, app_server: DaphneServer):
     found: list[str] = []
     context = browser.new_context(base_url=app_server.http_url)
-    context.expose_function("reportViolation", lambda line: found.append(line))
-    context.add_init_script(LISTEN)
+    report_csp_violations(context, found)
     page = context.new_page()
     page.goto("/accounts/login/")
     page.evaluate(

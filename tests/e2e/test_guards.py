@@ -9,8 +9,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.conftest import sign_up
-from tests.e2e.pages import last_reply, open_tab, send
-from tests.e2e.test_csp import LISTEN
+from tests.e2e.pages import last_reply, open_tab, report_csp_violations, send
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.servers import DaphneServer
 
@@ -130,8 +129,7 @@ def test_on_a_phone_the_header_folds_into_a_menu_and_the_messages_get_the_height
     korean = {"Accept-Language": "ko"}
     phone = new_context(viewport=PHONE, locale="ko-KR", extra_http_headers=korean)
     violations: list[str] = []
-    phone.expose_function("reportViolation", lambda text: violations.append(text))
-    phone.add_init_script(LISTEN)
+    report_csp_violations(phone, violations)
     page = phone.new_page()
     page.goto(path)
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")

@@ -22,6 +22,38 @@ def room(page: Page, new_room: Callable[..., str]) -> str:
     return new_room("Lossy room")
 
 
+class SocketSwitch:
+    """The page's room socket, reloaded through a switch: cut, the page goes offline and
+    each reconnect is refused with 1012 until it is restored."""
+
+    def __init__(self, page: Page) -> None:
+        self.page, self.down = page, False
+        self.sockets: list[WebSocketRoute] = []
+        page.route_web_socket(ROOM_SOCKET, self._route)
+        page.reload()
+        self._expect_state("online")
+
+    def cut(self) -> None:
+        self.down = True
+        self.sockets[-1].close(code=1012, reason="down")
+        self._expect_state("offline")
+
+    def restore(self) -> None:
+        self.down = False
+        self._expect_state("online", timeout=15_000)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        if self.down:
+            ws.close(code=1012, reason="down")
+            return
+        self.sockets.append(ws)
+        ws.connect_to_server()
+
+    def _expect_state(self, state: str, timeout: float | None = None) -> None:
+        indicator = self.page.locator("#connection-state")
+        expect(indicator).to_have_attribute("data-state", state, timeout=timeout)
+
+
 def words(count: int) -> str:
     return " ".join(f"word{i}" for i in range(count))
 
@@ -61,38 +93,21 @@ def test_a_reply_whose_last_update_was_lost_still_ends_right(
 def test_a_reply_that_finished_while_the_socket_was_down_shows_its_end(
     page: Page, room: str, model: FakeOpenAI
 ):
-    down = {"now": False}
-    sockets: list[WebSocketRoute] = []
-
-    def cut_off(ws: WebSocketRoute) -> None:
-        if down["now"]:
-            ws.close(code=1012, reason="down")
-            return
-        sockets.append(ws)
-        ws.connect_to_server()
-
-    page.route_web_socket(ROOM_SOCKET, cut_off)
-    page.reload()
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    switch = SocketSwitch(page)
     text = words(40)
     model.queue(Reply(text, tokens_per_second=20))
     send(page, "Forty words")
     reply = last_reply(page)
     expect(reply.locator(".message__body")).to_contain_text("word5")
 
-    down["now"] = True
-    sockets[-1].close(code=1012, reason="down")
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "offline")
+    switch.cut()
     shown_while_down = reply.locator(".message__body").text_content() or ""
     # The reply ends on the server (40 words at 20/s) while the page cannot hear it.
     time.sleep(2.5)
     assert reply.get_attribute("data-status") == "streaming"
     assert len(shown_while_down) < len(text)
 
-    down["now"] = False
-    expect(page.locator("#connection-state")).to_have_attribute(
-        "data-state", "online", timeout=15_000
-    )
+    switch.restore()
     expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
     expect(reply.locator(".message__body")).to_have_text(text)
 
@@ -100,26 +115,12 @@ def test_a_reply_that_finished_while_the_socket_was_down_shows_its_end(
 def test_a_tab_offline_during_an_edit_and_a_regenerate_shows_both_on_reconnecting(
     page: Page, room: str, model: FakeOpenAI
 ):
-    down = {"now": False}
-    sockets: list[WebSocketRoute] = []
-
-    def cut_off(ws: WebSocketRoute) -> None:
-        if down["now"]:
-            ws.close(code=1012, reason="down")
-            return
-        sockets.append(ws)
-        ws.connect_to_server()
-
-    page.route_web_socket(ROOM_SOCKET, cut_off)
-    page.reload()
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    switch = SocketSwitch(page)
     model.queue(Reply("Rome."), Reply("Paris."), Reply("Paris, on the Seine."))
     send(page, "Capital of Frnace?")
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
 
-    down["now"] = True
-    sockets[-1].close(code=1012, reason="down")
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "offline")
+    switch.cut()
     # Another tab, live, edits the question and then regenerates the answer.
     other = open_tab(page.context, page.url)
     question = other.locator("#messages .message--user").last
@@ -132,10 +133,7 @@ def test_a_tab_offline_during_an_edit_and_a_regenerate_shows_both_on_reconnectin
     expect(last_reply(other)).to_have_attribute("data-status", "complete")
     assert (last_reply(page).locator(".message__body").text_content() or "").strip() == "Rome."
 
-    down["now"] = False
-    expect(page.locator("#connection-state")).to_have_attribute(
-        "data-state", "online", timeout=15_000
-    )
+    switch.restore()
     expect(page.locator("#messages .message--user .message__body").last).to_have_text(
         "Capital of France?"
     )
