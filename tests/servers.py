@@ -1,11 +1,16 @@
 """Real servers for tests and benchmarks: a throwaway Redis and daphne processes."""
 
+import atexit
+import contextlib
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -195,6 +200,33 @@ class DaphneServer:
 
 
 def migrate(env: dict[str, str]) -> None:
+    """Migrate the database `env` names. A new SQLite file is a copy of one migrated
+    once per run: running the migrations takes seconds, and most tests want a fresh one."""
+    url = env.get("DATABASE_URL", "")
+    target = Path(url.removeprefix("sqlite:///"))
+    if not url.startswith("sqlite:///") or target.exists():
+        _run_migrations(env)
+        return
+    with _template_lock:
+        if not _templates:
+            template = Path(tempfile.mkdtemp(prefix="chat-migrated-")) / "db.sqlite3"
+            _run_migrations({**env, "DATABASE_URL": f"sqlite:///{template}"})
+            _templates.append(template)
+            atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        (template,) = _templates
+    # The backup API copies a consistent database, whatever its journal holds.
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(target)) as copy,
+    ):
+        source.backup(copy)
+
+
+_templates: list[Path] = []
+_template_lock = threading.Lock()
+
+
+def _run_migrations(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=ROOT,

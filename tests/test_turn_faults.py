@@ -8,18 +8,16 @@ and that the room takes a new message at once.
 
 import asyncio
 import contextlib
-import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chat.faults import STEPS
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.live import Stack, browser_session, create_room, frames_until, open_socket
-from tests.servers import DaphneServer, RedisServer, migrate
+from tests.live import browser_session, create_room, frames_until, open_socket, running_stack
+from tests.servers import RedisServer
 from tests.wsutil import messages_in, reply_finished, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -33,40 +31,16 @@ def last_reply(frames: list[str]):
     return [m for f in frames for m in messages_in(f) if m.role == "assistant"][-1]
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """One migrated database, copied for each stack: migrating takes seconds."""
-    database = tmp_path_factory.mktemp("template") / "db.sqlite3"
-    migrate({"DATABASE_URL": f"sqlite:///{database}"})
-    return database
-
-
-@contextlib.contextmanager
-def one_process(
-    directory: Path, template: Path, *, redis_url: str, model_url: str, **settings: str
-) -> Iterator[Stack]:
-    database = directory / "db.sqlite3"
-    shutil.copy(template, database)
-    env = {
-        "DATABASE_URL": f"sqlite:///{database}",
-        "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"faults-{directory.name}",
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": model_url,
-        "OPENAI_MODEL": "test-model",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "turn-faults-" + "x" * 50,
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_SECURE_COOKIES": "false",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "CHAT_SAVE_INTERVAL": "0.25",
+def one_process(directory: Path, *, redis_url: str, model_url: str, **settings: str):
+    """One daphne, saving a streaming reply four times a second."""
+    return running_stack(
+        directory,
+        redis_url=redis_url,
+        model_url=model_url,
+        processes=1,
+        CHAT_SAVE_INTERVAL="0.25",
         **settings,
-    }
-    server = DaphneServer(env).start()
-    try:
-        yield Stack([server], database)
-    finally:
-        server.stop()
+    )
 
 
 async def answered_at_once(tab, text: str, model_server: FakeOpenAI) -> None:
@@ -81,11 +55,10 @@ async def answered_at_once(tab, text: str, model_server: FakeOpenAI) -> None:
 
 @pytest.mark.parametrize("step", STEPS)
 async def test_a_step_that_raises_ends_the_turn_and_frees_the_room(
-    tmp_path, template, redis_url, model_server, step
+    tmp_path, redis_url, model_server, step
 ):
     with one_process(
         tmp_path,
-        template,
         redis_url=redis_url,
         model_url=model_server.base_url,
         CHAT_FAULT_POINT=step,
@@ -128,11 +101,10 @@ async def test_a_step_that_raises_ends_the_turn_and_frees_the_room(
 
 @pytest.mark.parametrize("failure", ["500", "timeout"])
 async def test_a_failing_embedding_server_ends_a_bang_question_with_its_reason(
-    tmp_path, template, redis_url, model_server, failure
+    tmp_path, redis_url, model_server, failure
 ):
     with one_process(
         tmp_path,
-        template,
         redis_url=redis_url,
         model_url=model_server.base_url,
         OPENAI_TIMEOUT="1",
@@ -155,12 +127,10 @@ async def test_a_failing_embedding_server_ends_a_bang_question_with_its_reason(
         assert stack.messages(room_id)[1][:2] == ("assistant", "error")
 
 
-async def test_redis_stopped_as_a_queued_question_is_claimed(tmp_path, template, model_server):
+async def test_redis_stopped_as_a_queued_question_is_claimed(tmp_path, model_server):
     redis = RedisServer().start()
     try:
-        with one_process(
-            tmp_path, template, redis_url=redis.url, model_url=model_server.base_url
-        ) as stack:
+        with one_process(tmp_path, redis_url=redis.url, model_url=model_server.base_url) as stack:
             (server,) = stack.servers
             async with browser_session() as session:
                 room_id = await create_room(session, server, "Redis at the claim")
@@ -200,12 +170,10 @@ async def test_redis_stopped_as_a_queued_question_is_claimed(tmp_path, template,
 
 
 async def test_the_database_refusing_a_periodic_save_does_not_stop_the_reply(
-    tmp_path, template, redis_url, model_server
+    tmp_path, redis_url, model_server
 ):
     words = tuple(f"d{i} " for i in range(150))
-    with one_process(
-        tmp_path, template, redis_url=redis_url, model_url=model_server.base_url
-    ) as stack:
+    with one_process(tmp_path, redis_url=redis_url, model_url=model_server.base_url) as stack:
         (server,) = stack.servers
         async with browser_session() as session:
             room_id = await create_room(session, server, "Database busy")

@@ -16,7 +16,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 def report_csp_violations(context: BrowserContext, found: list[str]) -> None:
     """Every page of `context` appends what the CSP refused to `found`."""
-    context.expose_function("reportViolation", found.append)
+    context.expose_function("reportViolation", lambda line: found.append(line))
     context.add_init_script(CSP_LISTENER)
 
 
