@@ -86,7 +86,6 @@ def test_a_double_enter_and_a_double_click_each_send_one_message(
     expect(page.locator("#queue li")).to_have_count(0)
 
 
-@pytest.mark.slow
 def test_typing_after_enter_survives_a_held_answer_and_an_ime_composition(
     slow_page: Page, link: SlowLink, model: FakeOpenAI
 ):
@@ -110,7 +109,6 @@ def test_typing_after_enter_survives_a_held_answer_and_an_ime_composition(
     settled(page, model, replies=1)
 
 
-@pytest.mark.slow
 def test_enter_while_offline_sends_nothing_now_or_later_and_keeps_the_text(
     slow_page: Page, link: SlowLink, model: FakeOpenAI
 ):
@@ -169,9 +167,11 @@ def test_a_send_whose_answer_was_lost_comes_back_and_resending_it_is_one_message
     expect(user_messages(page)).to_have_count(1)
 
 
-@pytest.mark.slow
-def test_an_over_long_paste_is_kept_whole_and_refused_with_the_limit(slow_page: Page):
-    page = slow_page
+def test_an_over_long_paste_is_kept_whole_and_refused_with_the_limit(
+    page: Page, new_room: Callable[..., str]
+):
+    # A refusal in the page itself: no need for the slow link.
+    new_room("Long paste")
     text = "가" * 9_000
     field(page).fill(text)
     expect(field(page)).to_have_value(text)
