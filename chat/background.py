@@ -31,9 +31,17 @@ async def background_stop(*names: str) -> None:
     return once they have ended."""
     tasks = _tasks.get(asyncio.get_running_loop(), {})
     stopping = [tasks.pop(name) for name in (names or list(tasks)) if name in tasks]
+    pending = set(stopping)
+    while pending:
+        for task in pending:
+            task.cancel()
+        # A task can swallow its cancellation (a library that turns it into a
+        # timeout error, which the task's own error handling then catches and
+        # carries on): cancel it again rather than wait for ever.
+        _, pending = await asyncio.wait(pending, timeout=1)
     for task in stopping:
-        task.cancel()
-    await asyncio.gather(*stopping, return_exceptions=True)
+        if not task.cancelled():
+            task.exception()  # retrieved: a stopped task's error is not logged as lost
 
 
 def background_loops() -> list[asyncio.AbstractEventLoop]:

@@ -37,6 +37,28 @@ async def test_one_task_per_name_and_loop_until_stopped():
     assert asyncio.get_running_loop() not in background_loops()
 
 
+@pytest.mark.asyncio
+async def test_a_task_that_swallows_its_cancellation_is_cancelled_again():
+    cancels: list[int] = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancels.append(1)
+                if len(cancels) > 1:
+                    raise
+                # As a timeout that replaces the cancellation would: caught, and on it goes.
+
+    assert background_start("stubborn", stubborn)
+    await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        await background_stop("stubborn")
+    assert len(cancels) == 2
+    assert asyncio.get_running_loop() not in background_loops()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_loop_left_running_in_a_thread_is_stopped(redis_keys):
     """What a test that times out inside async_to_sync leaves: a loop in a thread of
