@@ -22,6 +22,16 @@ def room_group(room_id: int) -> str:
     return f"room-{room_id}"
 
 
+def reply_asks_group(message_id: int) -> str:
+    """Where the process streaming a reply hears that a tab asked for it (chat.replies)."""
+    return f"reply-asks-{message_id}"
+
+
+async def reply_ask(message_id: int) -> None:
+    """Tell the process streaming this reply, if any, that a tab asked for it."""
+    await get_channel_layer().group_send(reply_asks_group(message_id), {"type": "reply.asked"})
+
+
 def reply_group(message_id: int) -> str:
     """The group a reply's task listens on, for Stop."""
     return f"reply-{message_id}"

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from django.utils.translation import gettext as _
 
 from chat import rendering, selectors
+from chat.broadcast import reply_ask
 from chat.frames import as_id
 from chat.models import Room
 
@@ -40,8 +41,12 @@ class RoomSync:
             )
             await self.send(text_data=rendering.room_changes(room=self.room, changes=changes))
             return
+        assert message_id is not None
         messages = await database_sync_to_async(selectors.room_message_newer)(
             room=self.room, pk=message_id, seq=seq
         )
         if messages:
             await self.send(text_data=rendering.message_oob(*messages))
+        # After the answer (each tab's frames keep their order): a streaming reply's
+        # next delta then carries its tail whole, which the page can take up.
+        await reply_ask(message_id)
