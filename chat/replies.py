@@ -139,16 +139,25 @@ class _Coalescer:
     ) -> None:
         self._flush, self._interval = flush, interval
         self._dirty, self._closing = asyncio.Event(), asyncio.Event()
+        self._pending = False  # marked since the last flush
         self._runner = asyncio.create_task(self._run())
 
     def mark(self) -> None:
+        self._pending = True
         self._dirty.set()
 
     async def close(self) -> None:
-        """Stop, letting a flush under way finish (the caller sends the final state)."""
+        """Stop, letting a flush under way finish, then flush what is marked: else the
+        last words wait for the final state's database write and renders (docs/benchmark.md)."""
         self._closing.set()
         self._dirty.set()
         await self._runner
+        if self._pending:
+            self._pending = False
+            try:
+                await self._flush()
+            except Exception:
+                logger.warning("the last update before the final state failed", exc_info=True)
 
     async def _run(self) -> None:
         while True:
@@ -156,6 +165,7 @@ class _Coalescer:
             if self._closing.is_set():
                 return
             self._dirty.clear()
+            self._pending = False
             await self._flush()
             try:
                 await asyncio.wait_for(self._closing.wait(), self._interval())
