@@ -138,7 +138,8 @@ class Page:
                 finished = match[0][match[0].index(_BODY_START) + len(_BODY_START) : tail.start()]
                 known = None if tail["tail"] else ""
                 self._parts[message.pk] = (finished, int(blocks[1]), known)
-            if current is not None and message.seq > current.seq + 1 and tail:
+            gap = current is not None and message.seq > current.seq + 1
+            if gap and message.status == "streaming":
                 self.ask(message.pk)
         return frame
 
