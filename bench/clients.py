@@ -16,13 +16,14 @@ import json
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from html import unescape
 from typing import Any
 
 import aiohttp
 
-from tests.wsutil import Page, messages_in
+from tests.wsutil import Page, is_delta, messages_in
 
 # Our fragments: the assistant's <article> with its seq and status; a frame with
 # part of a message carries its seq too.
@@ -54,6 +55,8 @@ class TabResult:
     shown: list[float | None]  # epoch seconds each token was first shown, by index
     frames: int = 0
     lost: int = 0  # seq gaps: updates that never arrived
+    unapplied: int = 0  # delta frames that did not follow what the tab showed
+    syncs: int = 0  # the messages it asked for, as a page does (static/chat/chat.js)
     duplicated: int = 0  # seqs seen again
     finished: bool = False
     final_ok: bool = False
@@ -101,11 +104,39 @@ def _final_ok(data: str, plan: "ClientPlan") -> bool:
 async def _watch_ours(
     ws: aiohttp.ClientWebSocketResponse, tab: TabResult, plan: "ClientPlan"
 ) -> None:
-    page = Page()  # applies a streaming reply's deltas, as the room page does
+    page = Page()  # applies a streaming reply's deltas, and asks, as the room page does
+
+    async def ask() -> None:
+        while page.asks:
+            tab.syncs += 1
+            await ws.send_str(page.asks.pop(0))
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1)
+            page.check_silent()
+            await ask()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await _read_ours(ws, tab, plan, page, ask)
+    finally:
+        ticker.cancel()
+
+
+async def _read_ours(
+    ws: aiohttp.ClientWebSocketResponse,
+    tab: TabResult,
+    plan: "ClientPlan",
+    page: Page,
+    ask: Callable[[], Awaitable[None]],
+) -> None:
     async for message in ws:
         at, raw = time.time(), message.data
         data = page.feed(raw)
         tab.frames += 1
+        tab.unapplied += is_delta(raw) and not data
+        await ask()
         tab.received_bytes += len(raw.encode())
         found = _ASSISTANT.search(data) or _SEQ.search(data)
         if found is None:

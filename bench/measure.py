@@ -38,6 +38,8 @@ def measure(
         "tokens_never_shown": len(tabs) * len(markers) - len(latencies),
         "updates_lost": sum(tab["lost"] for tab in tabs),
         "updates_duplicated": sum(tab["duplicated"] for tab in tabs),
+        "deltas_unapplied": sum(tab["unapplied"] for tab in tabs),
+        "syncs_asked": sum(tab["syncs"] for tab in tabs),
         "tabs_unfinished": sum(not tab["finished"] for tab in tabs),
         "tabs_wrong_text": sum(tab["finished"] and not tab["final_ok"] for tab in tabs),
         "frames_delivered": frames,

@@ -1,10 +1,12 @@
 """The room group on the channel layer: what a write tells the tabs, rendered here, once.
 
-Only services and the turn modules (chat.turns, chat.replies) call these. What is
+Only services and the turn modules (chat.turns, chat.replies) call these, and the
+socket's catch-up (chat.room_sync) to pass on a tab's ask for a streaming reply. What is
 sent after a commit is sent with robust=True: a broadcast Redis refuses is logged
 and left to the pages' repair (each update carries its seq; a gap, a silence or a
 reconnect makes a page sync), and never undoes or stalls the write."""
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,9 +19,25 @@ from django.db.models import F
 from chat import rendering, selectors
 from chat.models import Message, Room
 
+logger = logging.getLogger(__name__)
+
 
 def room_group(room_id: int) -> str:
     return f"room-{room_id}"
+
+
+def reply_asks_group(message_id: int) -> str:
+    """Where the process streaming a reply hears that a tab asked for it (chat.replies)."""
+    return f"reply-asks-{message_id}"
+
+
+async def reply_ask(message_id: int) -> None:
+    """Tell the process streaming this reply, if any, that a tab asked for it. A lost
+    ask costs that tab the next one, 2 s later (static/chat/chat.js)."""
+    try:
+        await get_channel_layer().group_send(reply_asks_group(message_id), {"type": "reply.asked"})
+    except Exception:
+        logger.warning("could not pass on an ask for reply %s", message_id, exc_info=True)
 
 
 def reply_group(message_id: int) -> str:

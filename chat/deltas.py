@@ -1,82 +1,137 @@
-"""Updates of a streaming reply as deltas: each finished block is sent once, then only
-the open tail changes (chat.mdblocks splits the text).
+"""Updates of a streaming reply as deltas: each piece of its HTML is sent about once
+(chat.mdblocks splits the text into finished blocks and the open tail).
 
-A delta is one JSON frame for every language (it holds only the reply's HTML):
+A delta is one text frame for every language: a JSON header line, then the
+inserted HTML as it is (JSON-escaping it cost two bytes per quote of highlighted code):
 
-    {"delta": {"message": 12, "seq": 7, "base": 6, "start": 3,
-               "blocks": ["<p>…</p>\\n"], "keep": 40, "tail": "…"}}
+    [12,7,40,5,[120]]
+    <inserted HTML>
 
-- "blocks" are the reply's blocks from index "start" on that the page lacks;
-- the tail is the first "keep" characters (UTF-16 units, as JavaScript counts
-  them) of the tail HTML the page showed at seq "base", then "tail". With
-  "keep" 0 the tail is whole, and the delta applies to any older version
-  holding at least "start" blocks.
+The header is message, seq, keep, end, then, where they are not the default,
+the lengths of the blocks the delta finishes ("cuts", default none), "base"
+(default seq - 1) and "start". Lengths count UTF-16 units, as JavaScript does.
+With T the tail the page showed at seq "base", the new HTML is
+X = T[:keep] + inserted + T[len(T) - end:]; X's first parts, by the cuts, are
+finished blocks and the rest is the tail. With keep and end both 0 the delta
+is whole: it holds blocks "start" on and the tail, and applies to any older
+version holding at least "start" blocks.
 
 A page applies a delta only if it yields the reply as it was at "seq"; else it
 keeps what it shows and asks for the message ("sync"), so it never shows a text
 the reply never had (static/chat/chat.js).
 
-While a tab reads slowly, deltas for the same reply waiting for it are merged
-into one (chat.layers, chat.outbox): blocks concatenated, the newest tail.
+While a tab reads slowly, deltas waiting for it are merged (chat.layers,
+chat.outbox): into one where they compose, else kept one after the other in the
+same frame, separated by NUL (never in rendered Markdown).
 """
 
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from chat import mdblocks
 
-# A tail sent whole at least this often (seconds): a page that loaded the reply
-# between two deltas takes up the stream with the next whole one. A long tail
-# (a growing code block) is sent whole less often: it costs more each time.
-WHOLE_TAIL_EVERY = 0.5
-WHOLE_LONG_TAIL_EVERY = 2.0
-LONG_TAIL = 2000
+# A page that missed a delta, or loaded the reply between two, asks for the
+# message, and the next delta carries the tail whole (chat.replies): it takes up
+# the stream from there. In case that ask was lost, a tail goes whole this often
+# too (seconds); each time costs every tab the whole tail.
+WHOLE_TAIL_EVERY = 10.0
+SEPARATOR = "\x00"
 
 
-def frame(*, message: int, seq: int, start: int, blocks: list[str], keep: int, tail: str) -> str:
-    delta: dict[str, Any] = {"message": message, "seq": seq, "base": seq - 1, "start": start}
-    delta |= {"blocks": blocks, "keep": keep, "tail": tail}
-    return json.dumps({"delta": delta}, ensure_ascii=False, separators=(",", ":"))
+@dataclass
+class Delta:
+    message: int
+    seq: int
+    keep: int
+    end: int
+    text: str
+    cuts: list[int] = field(default_factory=list)
+    base: int = -1  # seq - 1
+    start: int | None = None  # known, and sent, where the delta is whole
+
+    def __post_init__(self) -> None:
+        if self.base < 0:
+            self.base = self.seq - 1
+
+    @property
+    def whole(self) -> bool:
+        return not self.keep and not self.end
+
+    def frame(self) -> str:
+        head: list[Any] = [self.message, self.seq, self.keep, self.end]
+        rest = [self.cuts, self.base, self.start if self.whole else None]
+        defaults = [[], self.seq - 1, None]
+        while rest and rest[-1] == defaults[len(rest) - 1]:
+            rest.pop()
+        return json.dumps(head + rest, separators=(",", ":")) + "\n" + self.text
 
 
-def common_prefix(old: str, new: str) -> int:
-    """How many characters (UTF-16 units) `new` shares with the start of `old`."""
-    length = min(len(old), len(new))
-    low, high = 0, length + 1  # old[:low] == new[:low], old[:high] != new[:high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        if old[:middle] == new[:middle]:
-            low = middle
-        else:
-            high = middle
-    return _units(old[:low])
+def parse(frame: str) -> list[Delta]:
+    """The deltas of a frame, in the order they apply."""
+    found = []
+    for piece in frame.split(SEPARATOR):
+        head, _, text = piece.partition("\n")
+        fields = json.loads(head)
+        message, seq, keep, end, cuts, base, start = fields + [[], -1, None][len(fields) - 4 :]
+        found.append(Delta(message, seq, keep, end, text, cuts, base, start))
+    return found
 
 
-def _units(text: str) -> int:
+def units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _head(text: str, units: int) -> str:
-    return text.encode("utf-16-le")[: 2 * units].decode("utf-16-le")
+def _common(old: str, new: str, *, suffix: bool = False, limit: int) -> int:
+    """How many characters `new` shares with the start (or end) of `old`, at most `limit`."""
+    low, high = 0, limit + 1  # shared at low, not at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        same = old[-middle:] == new[-middle:] if suffix else old[:middle] == new[:middle]
+        low, high = (middle, high) if same else (low, middle)
+    return low
 
 
 def merge(old: str, new: str) -> str:
-    """One delta with the effect of `old` then `new`; `new` alone if they do not
-    follow each other (the page then repairs)."""
-    first: dict[str, Any] = json.loads(old)["delta"]
-    second: dict[str, Any] = json.loads(new)["delta"]
-    if second["base"] != first["seq"] or second["start"] != first["start"] + len(first["blocks"]):
-        return new
-    if second["keep"] == 0 or second["keep"] <= first["keep"]:
-        keep, tail = second["keep"], second["tail"]
+    """One frame with the effect of `old` then `new`."""
+    waiting, (second,) = parse(old), parse(new)
+    joined = _compose(waiting[-1], second)
+    if joined is None:
+        return old + SEPARATOR + new
+    return SEPARATOR.join(delta.frame() for delta in [*waiting[:-1], joined])
+
+
+def _compose(first: Delta, second: Delta) -> Delta | None:
+    """`first` then `second` as one delta, if one can say it: None when `second`
+    keeps HTML that `first` kept from the page's tail between two edits."""
+    if second.base != first.seq:
+        return None
+    inserted = first.text.encode("utf-16-le")
+    length = len(inserted) // 2
+
+    def part(start: int, stop: int) -> str:
+        return inserted[2 * start : 2 * stop].decode("utf-16-le")
+
+    kept = sum(first.cuts) + second.keep  # what second keeps, in first's HTML
+    if kept <= first.keep:
+        keep, before = kept, ""
+    elif kept <= first.keep + length:
+        keep, before = first.keep, part(0, kept - first.keep)
     else:
-        keep = first["keep"]
-        tail = _head(first["tail"], second["keep"] - first["keep"]) + second["tail"]
-    merged = first | {"seq": second["seq"], "blocks": first["blocks"] + second["blocks"]}
-    merged |= {"keep": keep, "tail": tail}
-    return json.dumps({"delta": merged}, ensure_ascii=False, separators=(",", ":"))
+        return None
+    if second.end <= first.end:
+        end, after = second.end, ""
+    elif second.end - first.end <= length:
+        end, after = first.end, part(length - (second.end - first.end), length)
+    else:
+        return None
+    start = first.start
+    if start is None and second.start is not None:
+        start = second.start - len(first.cuts)
+    text, cuts = before + second.text + after, first.cuts + second.cuts
+    return Delta(first.message, second.seq, keep, end, text, cuts, first.base, start)
 
 
 class DeltaStream:
@@ -88,21 +143,30 @@ class DeltaStream:
         self.tail = ""  # the tail HTML pages hold now
         self.whole_at = -math.inf
 
+    def whole_next(self) -> None:
+        self.whole_at = -math.inf
+
     def next(self, *, text: str, seq: int) -> tuple[str, bool] | None:
         """The delta that takes pages to `text` at `seq`, and whether it finished blocks;
         None once the reply can only be sent whole (chat.mdblocks)."""
         found = self.blocks.advance(text)
         if found.whole:
             return None
+        new = "".join(found.new) + found.tail
+        old, self.tail = self.tail, found.tail
         now = time.monotonic()
-        keep = common_prefix(self.tail, found.tail)
-        every = WHOLE_LONG_TAIL_EVERY if len(found.tail) > LONG_TAIL else WHOLE_TAIL_EVERY
-        if found.new or now - self.whole_at >= every:
-            keep, self.whole_at = 0, now
-        sent = found.tail[len(_head(found.tail, keep)) :]
-        self.tail = found.tail
-        start = self.blocks.count - len(found.new)
-        delta = frame(
-            message=self.message_id, seq=seq, start=start, blocks=found.new, keep=keep, tail=sent
+        if now - self.whole_at >= WHOLE_TAIL_EVERY:
+            self.whole_at, keep, end = now, 0, 0
+        else:
+            keep = _common(old, new, limit=min(len(old), len(new)))
+            end = _common(old, new, suffix=True, limit=min(len(old), len(new)) - keep)
+        delta = Delta(
+            message=self.message_id,
+            seq=seq,
+            start=self.blocks.count - len(found.new),
+            keep=units(old[:keep]),
+            end=units(old[len(old) - end :]),
+            text=new[keep : len(new) - end],
+            cuts=[units(block) for block in found.new],
         )
-        return delta, bool(found.new)
+        return delta.frame(), bool(found.new)

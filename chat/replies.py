@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
@@ -19,7 +20,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from chat import faults, llm, observability, rendering, shutdown, usage
-from chat.broadcast import delta_send, message_key, room_send, room_version_bump
+from chat.broadcast import (
+    delta_send,
+    message_key,
+    reply_asks_group,
+    room_send,
+    room_version_bump,
+)
 from chat.deltas import DeltaStream
 from chat.models import Message, Room
 
@@ -57,6 +64,7 @@ async def _generate(
     coalescer = _Coalescer(stream.publish, interval=_stream_interval)
     writing = asyncio.create_task(_write(turns=turns, stream=stream, coalescer=coalescer))
     saving = asyncio.create_task(stream.keep_saving())
+    asked = asyncio.create_task(stream.hear_asks())
     exiting = asyncio.create_task(shutdown.grace_over())
     try:
         await asyncio.wait({writing, saving, stop, exiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -75,6 +83,7 @@ async def _generate(
         return Message.Status.STOPPED, ""
     finally:
         saving.cancel()
+        asked.cancel()
         exiting.cancel()
         await coalescer.close()
 
@@ -130,16 +139,25 @@ class _Coalescer:
     ) -> None:
         self._flush, self._interval = flush, interval
         self._dirty, self._closing = asyncio.Event(), asyncio.Event()
+        self._pending = False  # marked since the last flush
         self._runner = asyncio.create_task(self._run())
 
     def mark(self) -> None:
+        self._pending = True
         self._dirty.set()
 
     async def close(self) -> None:
-        """Stop, letting a flush under way finish (the caller sends the final state)."""
+        """Stop, letting a flush under way finish, then flush what is marked: else the
+        last words wait for the final state's database write and renders (docs/benchmark.md)."""
         self._closing.set()
         self._dirty.set()
         await self._runner
+        if self._pending:
+            self._pending = False
+            try:
+                await self._flush()
+            except Exception:
+                logger.warning("the last update before the final state failed", exc_info=True)
 
     async def _run(self) -> None:
         while True:
@@ -147,6 +165,7 @@ class _Coalescer:
             if self._closing.is_set():
                 return
             self._dirty.clear()
+            self._pending = False
             await self._flush()
             try:
                 await asyncio.wait_for(self._closing.wait(), self._interval())
@@ -187,6 +206,32 @@ class _ReplyStream:
         except Exception:
             # Tabs miss this delta, not the reply: they repair from the database.
             logger.warning("delta of reply %s failed", self.reply.pk, exc_info=True)
+
+    async def hear_asks(self) -> None:
+        """Send the tail whole in the next delta whenever a tab asked for the reply (it
+        missed a delta, or loaded the page between two): with the blocks its answer
+        from the database brought, that takes it up again (chat.room_sync)."""
+        layer = get_channel_layer()
+        group = reply_asks_group(self.reply.pk)
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(group, channel)
+        except Exception:
+            # Pages still take up the stream at the next periodic whole tail.
+            logger.warning("cannot listen for asks on %s", group, exc_info=True)
+            return
+        try:
+            while True:
+                try:
+                    await layer.receive(channel)
+                except Exception:
+                    logger.warning("lost the ask listener on %s", group, exc_info=True)
+                    await asyncio.sleep(1)
+                    continue
+                self.deltas.whole_next()
+        finally:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(group, channel)
 
     async def keep_saving(self) -> None:
         """Save the text so far every CHAT_SAVE_INTERVAL, as long as the row is ours.

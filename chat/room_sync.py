@@ -13,8 +13,9 @@ from channels.db import database_sync_to_async
 from django.utils.translation import gettext as _
 
 from chat import rendering, selectors
+from chat.broadcast import reply_ask
 from chat.frames import as_id
-from chat.models import Room
+from chat.models import Message, Room
 
 
 class RoomSync:
@@ -40,8 +41,17 @@ class RoomSync:
             )
             await self.send(text_data=rendering.room_changes(room=self.room, changes=changes))
             return
-        messages = await database_sync_to_async(selectors.room_message_newer)(
-            room=self.room, pk=message_id, seq=seq
-        )
+        assert message_id is not None and seq is not None
+        messages, streaming = await database_sync_to_async(_newer)(self.room, message_id, seq)
         if messages:
             await self.send(text_data=rendering.message_oob(*messages))
+        if streaming:
+            # After the answer (each tab's frames keep their order): the reply's next
+            # delta carries its tail whole, which the page can take up.
+            await reply_ask(message_id)
+
+
+def _newer(room: Room, pk: int, seq: int) -> tuple[list[Message], bool]:
+    """The message if newer than `seq`, and whether it is a reply still streaming."""
+    newer = selectors.room_message_newer(room=room, pk=pk, seq=seq)
+    return newer, selectors.room_reply_streaming(room=room, pk=pk)

@@ -203,6 +203,11 @@ def room_message_newer(*, room: Room, pk: int, seq: int) -> list[Message]:
     return list(room_messages(room=room).filter(pk=pk, seq__gt=seq))
 
 
+def room_reply_streaming(*, room: Room, pk: int) -> bool:
+    """Whether the room's message `pk` is a reply still streaming."""
+    return room_messages(room=room).filter(pk=pk, status=Message.Status.STREAMING).exists()
+
+
 def message_by_client_id(*, room_id: int, author_id: int, client_id: uuid.UUID) -> Message | None:
     """The message this author sent in this room under the page's id for it, if any."""
     return Message.objects.filter(room_id=room_id, author_id=author_id, client_id=client_id).first()

@@ -2,12 +2,15 @@
 finds new messages and changes to the ones it has; and the room's usage with a
 reply's final state."""
 
+import asyncio
 import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from chat import services
+from chat.broadcast import reply_asks_group
 from chat.models import Message
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
@@ -94,3 +97,34 @@ async def test_the_final_state_carries_the_rooms_usage_once_for_every_tab(room, 
         frames = await receive_until(tab, reply_finished)
         assert '<p id="room-usage"' in frames[-1] and "Room total: " in frames[-1]
         assert not any('id="room-usage"' in f for f in frames[:-1])
+
+
+async def test_a_sync_for_a_streaming_reply_asks_its_process_for_a_whole_tail(
+    room, room_factory, connect, message_factory
+):
+    """The page that asked then takes up the reply's stream from the next delta
+    (chat.replies); another room's reply, or a finished one, is not asked for."""
+    layer = get_channel_layer()
+    other = await sync_to_async(room_factory)(name="Other")
+    streaming, elsewhere, done = [
+        await sync_to_async(message_factory)(
+            where, "so far", role=Message.Role.ASSISTANT, status=status
+        )
+        for where, status in (
+            (room, Message.Status.STREAMING),
+            (other, Message.Status.STREAMING),
+            (room, Message.Status.COMPLETE),
+        )
+    ]
+    heard = {}
+    for message in (streaming, elsewhere, done):
+        heard[message.pk] = await layer.new_channel()
+        await layer.group_add(reply_asks_group(message.pk), heard[message.pk])
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    for message in (elsewhere, done, streaming):
+        await tab.send_to(text_data=frame(action="sync", message=message.pk, seq=0))
+    event = await asyncio.wait_for(layer.receive(heard[streaming.pk]), 5)
+    assert event["type"] == "reply.asked"
+    for message in (elsewhere, done):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(heard[message.pk]), 0.3)

@@ -121,39 +121,62 @@
     else tails.delete(article.id);
   }
 
-  // A delta applies only if it yields the reply as it was at its seq: the page has
-  // every block before its first, and (unless it sends the tail whole) the tail
-  // it extends. Otherwise the page keeps showing what it has, an older but
-  // consistent text, and asks for the message.
+  // A frame's deltas (chat/deltas.py): a JSON header line, then the inserted HTML;
+  // deltas merged while the tab read slowly are separated by NUL.
+  function parseDeltas(frame) {
+    return frame.split("\u0000").map((piece) => {
+      const at = piece.indexOf("\n");
+      const [message, seq, keep, end, cuts = [], base = seq - 1, start = 0] = JSON.parse(piece.slice(0, at));
+      return { message, seq, keep, end, cuts, base, start, text: piece.slice(at + 1) };
+    });
+  }
+
+  // A delta applies only if it yields the reply as it was at its seq: a whole one
+  // (keep and end 0) to a page holding at least its first block's predecessors,
+  // any other to the version it was made from. Otherwise the page keeps showing
+  // what it has, an older but consistent text, and asks for the message.
+  // Returns whether the frame's next delta may follow.
   function applyDelta(delta) {
     const article = document.getElementById(`message-${delta.message}`);
-    if (!article || article.dataset.status !== "streaming") return;
+    if (!article || article.dataset.status !== "streaming") return false;
     const held = Number(article.dataset.seq);
     const count = Number(article.dataset.blocks || 0);
     const tail = article.querySelector(".message__tail");
-    if (!tail || delta.seq <= held) return;
-    if (delta.start > count || (delta.keep && delta.base !== held)) {
+    if (!tail) return false;
+    if (delta.seq <= held) return true;
+    const whole = !delta.keep && !delta.end;
+    const skip = whole ? count - delta.start : 0; // blocks the page already has
+    if (whole ? skip < 0 || skip > delta.cuts.length : delta.base !== held) {
       askFor(article);
-      return;
+      return false;
     }
     const known = tails.get(article.id);
-    if (delta.keep && known === undefined) return; // a whole tail comes within seconds
-    const blocks = [];
-    for (const html of delta.blocks.slice(count - delta.start)) {
-      const template = document.createElement("template");
-      template.innerHTML = html;
-      blocks.push(...template.content.childNodes);
+    if (!whole && known === undefined) {
+      askFor(article); // the answer is followed by a whole tail
+      return false;
     }
+    let html = whole ? delta.text : known.slice(0, delta.keep) + delta.text + known.slice(known.length - delta.end);
+    const blocks = [];
+    let at = 0;
+    delta.cuts.forEach((cut, index) => {
+      if (index >= skip) {
+        const template = document.createElement("template");
+        template.innerHTML = html.slice(at, at + cut);
+        blocks.push(...template.content.childNodes);
+      }
+      at += cut;
+    });
+    html = html.slice(at);
     tail.before(...blocks);
-    const html = (delta.keep ? known.slice(0, delta.keep) : "") + delta.tail;
     tail.innerHTML = html;
     tails.set(article.id, html);
     article.dataset.seq = String(delta.seq);
-    article.dataset.blocks = String(Math.max(count, delta.start + delta.blocks.length));
+    article.dataset.blocks = String(count + delta.cuts.length - skip);
     heard(article);
     const elements = blocks.filter((node) => node.nodeType === Node.ELEMENT_NODE);
     elements.forEach(added);
     announce(elements);
+    return true;
   }
 
   // Upsert: a message already on the page is replaced only by a newer seq, so
@@ -266,10 +289,10 @@
     const list = messages();
     if (list) stickToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     const message = event.detail.message;
-    if (typeof message !== "string" || !message.startsWith('{"delta"')) return;
+    if (typeof message !== "string" || !message.startsWith("[")) return;
     // Not HTML for htmx to swap: applied here, and no other listener runs for it.
     event.preventDefault();
-    applyDelta(JSON.parse(message).delta);
+    for (const delta of parseDeltas(message)) if (!applyDelta(delta)) break;
     if (list && stickToBottom) list.scrollTop = list.scrollHeight;
   });
 

@@ -139,3 +139,50 @@ def test_a_tab_offline_during_an_edit_and_a_regenerate_shows_both_on_reconnectin
     )
     expect(last_reply(page).locator(".message__body")).to_have_text("Paris, on the Seine.")
     expect(page.locator("#messages article")).to_have_count(2)
+
+
+def test_a_page_that_misses_a_delta_asks_at_once_and_takes_up_the_stream(
+    page: Page, room: str, model: FakeOpenAI
+):
+    """One delta of a long paragraph is dropped: the next does not follow what the page
+    shows, so it asks for the message, and the delta after its answer carries the
+    tail whole (chat.deltas), well before the reply ends. (No block finishes, so
+    no answer from the database holds a tail the page could extend.)"""
+    dropped: list[float] = []
+    asked: list[float] = []
+    deltas_seen = {"count": 0}
+
+    def lossy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if isinstance(message, str) and message.startswith("["):
+                deltas_seen["count"] += 1
+                if deltas_seen["count"] == 6:
+                    dropped.append(time.monotonic())
+                    return
+            ws.send(message)
+
+        def to_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"message"' in message and '"sync"' in message:
+                asked.append(time.monotonic())
+            server.send(message)
+
+        server.on_message(to_page)
+        ws.on_message(to_server)
+
+    page.route_web_socket(ROOM_SOCKET, lossy)
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    text = words(150)
+    model.queue(Reply(text, tokens_per_second=25))
+    send(page, "A long paragraph")
+
+    reply = last_reply(page)
+    expect(reply.locator(".message__body")).to_contain_text("word60", timeout=10_000)
+    assert reply.get_attribute("data-status") == "streaming"
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    # One ask, at once, was enough: without the whole tail after it, the page would
+    # show each older answer from the database and ask again, 2 s, then 4 s later.
+    assert dropped and len(asked) == 1 and asked[0] - dropped[0] < 1.5, (dropped, asked)
+    expect(reply.locator(".message__body")).to_have_text(text)
