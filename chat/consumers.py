@@ -283,6 +283,7 @@ class ChatConsumer(RoomPresence, RoomSync, AsyncWebsocketConsumer):
             await self.send(text_data=answer(error=refused.text()))
             return
         await self.send(text_data=answer())
+        await presence.typing_reset(room_id=self.room.pk, user_id=self.scope["user"].pk)
 
     async def chat_room_gone(self, event: dict[str, Any]) -> None:
         """The room was deleted, or this user left it."""

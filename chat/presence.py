@@ -145,10 +145,14 @@ async def _heartbeat() -> None:
                 logger.warning("presence heartbeat for room %s failed", room_id, exc_info=True)
 
 
+def _typing_key(room_id: int, user_id: int) -> str:
+    return f"{settings.CHAT_REDIS_PREFIX}:typing:{room_id}:{user_id}"
+
+
 async def typing_hit(*, room_id: int, user_id: int) -> bool:
     """Count a typing event: True if it may go to the room, False within the throttle."""
     interval = settings.CHAT_TYPING_INTERVAL
-    key = f"{settings.CHAT_REDIS_PREFIX}:typing:{room_id}:{user_id}"
+    key = _typing_key(room_id, user_id)
     if settings.REDIS_URL:
         return bool(await redis_client().set(key, 1, nx=True, px=max(1, round(interval * 1000))))
     now = time.monotonic()
@@ -156,6 +160,20 @@ async def typing_hit(*, room_id: int, user_id: int) -> bool:
         return False
     _typing_memory[key] = now + interval
     return True
+
+
+async def typing_reset(*, room_id: int, user_id: int) -> None:
+    """`user_id` sent a message, which ended their notice: their next keystroke is news
+    again, as the page resets its own throttle."""
+    key = _typing_key(room_id, user_id)
+    try:
+        if settings.REDIS_URL:
+            await redis_client().delete(key)
+        else:
+            _typing_memory.pop(key, None)
+    except Exception:
+        # The message is saved whatever happens here; the notice waits out the throttle.
+        logger.warning("could not reset the typing throttle in room %s", room_id, exc_info=True)
 
 
 async def typing_send(*, room_id: int, user: User) -> bool:

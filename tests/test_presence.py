@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import presence
-from tests.wsutil import presence_in, receive_until, text_of
+from tests.wsutil import presence_in, receive_until, send, text_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -90,6 +90,21 @@ async def test_typing_again_after_the_interval_is_sent_again(room, bob, connect,
     await asyncio.sleep(0.3)
     await alice_tab.send_to(text_data=TYPING)
     await receive_until(bob_tab, lambda f: "is typing" in f)
+
+
+async def test_after_a_message_the_next_keystroke_is_news_again(room, bob, connect, settings):
+    settings.CHAT_TYPING_INTERVAL = 30
+    room.ai_answers = room.AiAnswers.MENTIONED  # people talking; no reply to wait for
+    await sync_to_async(room.save)()
+    alice_tab = await connect(f"/ws/chat/{room.pk}/")
+    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await alice_tab.send_to(text_data=TYPING)
+    await receive_until(bob_tab, lambda f: "is typing" in f)
+    await alice_tab.send_to(text_data=send("shall we start?"))
+    await receive_until(bob_tab, lambda f: "shall we start?" in f)
+    await alice_tab.send_to(text_data=TYPING)
+    frames = await receive_until(bob_tab, lambda f: "is typing" in f)
+    assert text_of(frames[-1]) == "alice is typing…"
 
 
 async def test_without_redis_presence_and_typing_work_in_one_process(room, bob, settings):
