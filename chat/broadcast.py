@@ -31,11 +31,13 @@ def reply_asks_group(message_id: int) -> str:
     return f"reply-asks-{message_id}"
 
 
-async def reply_ask(message_id: int) -> None:
-    """Tell the process streaming this reply, if any, that a tab asked for it. A lost
-    ask costs that tab the next one, 2 s later (static/chat/chat.js)."""
+async def reply_ask(message_id: int, *, seq: int) -> None:
+    """Tell the process streaming this reply, if any, that a tab holding it at `seq`
+    asked for it. A lost ask costs that tab the next one, 2 s later (static/chat/chat.js)."""
     try:
-        await get_channel_layer().group_send(reply_asks_group(message_id), {"type": "reply.asked"})
+        await get_channel_layer().group_send(
+            reply_asks_group(message_id), {"type": "reply.asked", "seq": seq}
+        )
     except Exception:
         logger.warning("could not pass on an ask for reply %s", message_id, exc_info=True)
 

@@ -25,6 +25,7 @@ chat.outbox): into one where they compose, else kept one after the other in the
 same frame, separated by NUL (never in rendered Markdown).
 """
 
+import bisect
 import json
 import math
 import time
@@ -34,9 +35,10 @@ from typing import Any
 from chat import mdblocks
 
 # A page that missed a delta, or loaded the reply between two, asks for the
-# message, and the next delta carries the tail whole (chat.replies): it takes up
-# the stream from there. In case that ask was lost, a tail goes whole this often
-# too (seconds); each time costs every tab the whole tail.
+# message with the seq it holds, and the next delta is whole from the blocks that
+# page had (chat.replies): it takes up the stream from there. In case that ask was
+# lost, a tail goes whole this often too (seconds); each time costs every tab the
+# whole tail.
 WHOLE_TAIL_EVERY = 10.0
 SEPARATOR = "\x00"
 
@@ -106,7 +108,8 @@ def merge(old: str, new: str) -> str:
 def _compose(first: Delta, second: Delta) -> Delta | None:
     """`first` then `second` as one delta, if one can say it: None when `second`
     keeps HTML that `first` kept from the page's tail between two edits."""
-    if second.base != first.seq:
+    if second.base != first.seq or second.whole:
+        # A whole delta may resend blocks `first` finished (a page asked for them).
         return None
     inserted = first.text.encode("utf-16-le")
     length = len(inserted) // 2
@@ -140,19 +143,36 @@ class DeltaStream:
     def __init__(self, *, message_id: int) -> None:
         self.message_id = message_id
         self.blocks = mdblocks.BlockStream()
+        self.finished: list[str] = []  # the finished blocks' HTML, kept to resend
+        self.counted: tuple[list[int], list[int]] = ([], [])  # seqs, and blocks by then
         self.tail = ""  # the tail HTML pages hold now
         self.whole_at = -math.inf
+        self.whole_from: int | None = None
 
-    def whole_next(self) -> None:
+    def whole_next(self, *, seq: int | None = None) -> None:
+        """Make the next delta whole, with the blocks a page at `seq` lacks (by
+        default none: the tail only)."""
         self.whole_at = -math.inf
+        if seq is not None:
+            seqs, counts = self.counted
+            held = counts[at - 1] if (at := bisect.bisect_right(seqs, seq)) else 0
+            self.whole_from = min(held, self.whole_from if self.whole_from is not None else held)
 
-    def next(self, *, text: str, seq: int) -> tuple[str, bool] | None:
-        """The delta that takes pages to `text` at `seq`, and whether it finished blocks;
-        None once the reply can only be sent whole (chat.mdblocks)."""
+    def next(self, *, text: str, seq: int) -> str | None:
+        """The delta that takes pages to `text` at `seq`; None once the reply can only
+        be sent whole (chat.mdblocks)."""
         found = self.blocks.advance(text)
         if found.whole:
             return None
-        new = "".join(found.new) + found.tail
+        self.finished += found.new
+        if found.new:
+            self.counted[0].append(seq)
+            self.counted[1].append(self.blocks.count)
+        start = self.blocks.count - len(found.new)
+        if self.whole_from is not None:
+            start, self.whole_from = min(start, self.whole_from), None
+        blocks = self.finished[start:]
+        new = "".join(blocks) + found.tail
         old, self.tail = self.tail, found.tail
         now = time.monotonic()
         if now - self.whole_at >= WHOLE_TAIL_EVERY:
@@ -163,10 +183,10 @@ class DeltaStream:
         delta = Delta(
             message=self.message_id,
             seq=seq,
-            start=self.blocks.count - len(found.new),
+            start=start,
             keep=units(old[:keep]),
             end=units(old[len(old) - end :]),
             text=new[keep : len(new) - end],
-            cuts=[units(block) for block in found.new],
+            cuts=[units(block) for block in blocks],
         )
-        return delta.frame(), bool(found.new)
+        return delta.frame()

@@ -188,29 +188,20 @@ class _ReplyStream:
     async def publish(self) -> None:
         self.reply.seq += 1
         self.sent = (self.reply.content, self.reply.seq)
-        found = self.deltas.next(text=self.reply.content, seq=self.reply.seq)
-        if found is None:
+        delta = self.deltas.next(text=self.reply.content, seq=self.reply.seq)
+        if delta is None:
             await self._broadcast()
             return
-        delta, finished = found
-        if finished:
-            # Saved before sent: a page loaded from the database then holds every
-            # block a later delta builds on. A refused save costs a late tab a
-            # repair from the next save, not the reply.
-            try:
-                await self._save()
-            except Exception:
-                logger.warning("saving reply %s failed", self.reply.pk, exc_info=True)
         try:
             await delta_send(room_id=self.room.pk, message_id=self.reply.pk, frame=delta)
         except Exception:
-            # Tabs miss this delta, not the reply: they repair from the database.
+            # Tabs miss this delta, not the reply: they ask, and the next one repairs them.
             logger.warning("delta of reply %s failed", self.reply.pk, exc_info=True)
 
     async def hear_asks(self) -> None:
-        """Send the tail whole in the next delta whenever a tab asked for the reply (it
-        missed a delta, or loaded the page between two): with the blocks its answer
-        from the database brought, that takes it up again (chat.room_sync)."""
+        """Make the next delta whole whenever a tab asked for the reply (it missed a
+        delta, or loaded the page between two), from the blocks that tab holds: that
+        takes it up again with no read of the database (chat.room_sync)."""
         layer = get_channel_layer()
         group = reply_asks_group(self.reply.pk)
         try:
@@ -223,12 +214,13 @@ class _ReplyStream:
         try:
             while True:
                 try:
-                    await layer.receive(channel)
+                    asked = await layer.receive(channel)
                 except Exception:
                     logger.warning("lost the ask listener on %s", group, exc_info=True)
                     await asyncio.sleep(1)
                     continue
-                self.deltas.whole_next()
+                seq = asked.get("seq")
+                self.deltas.whole_next(seq=seq if isinstance(seq, int) else 0)
         finally:
             with contextlib.suppress(Exception):
                 await layer.group_discard(group, channel)

@@ -28,30 +28,31 @@ class RoomSync:
     async def _catch_up(self, frame: dict[str, Any]) -> None:
         if "message" in frame:
             message_id, seq = as_id(frame["message"]), as_id(frame.get("seq"), allow_zero=True)
-            since = None
-        else:
-            message_id, seq = None, None
-            since = as_id(frame.get("since"), allow_zero=True)
-        if since is None and (message_id is None or seq is None):
-            await self._refuse(_("Could not catch up: the sync frame was malformed."))
-            return
-        if since is not None:
+            if message_id is not None and seq is not None:
+                await self._catch_up_message(message_id, seq)
+                return
+        elif (since := as_id(frame.get("since"), allow_zero=True)) is not None:
             changes = await database_sync_to_async(selectors.room_changes)(
                 room=self.room, since=since
             )
             await self.send(text_data=rendering.room_changes(room=self.room, changes=changes))
             return
-        assert message_id is not None and seq is not None
-        messages, streaming = await database_sync_to_async(_newer)(self.room, message_id, seq)
-        if messages:
-            await self.send(text_data=rendering.message_oob(*messages))
-        if streaming:
-            # After the answer (each tab's frames keep their order): the reply's next
-            # delta carries its tail whole, which the page can take up.
-            await reply_ask(message_id)
+        await self._refuse(_("Could not catch up: the sync frame was malformed."))
 
-
-def _newer(room: Room, pk: int, seq: int) -> tuple[list[Message], bool]:
-    """The message if newer than `seq`, and whether it is a reply still streaming."""
-    newer = selectors.room_message_newer(room=room, pk=pk, seq=seq)
-    return newer, selectors.room_reply_streaming(room=room, pk=pk)
+    async def _catch_up_message(self, message_id: int, seq: int) -> None:
+        held = await database_sync_to_async(selectors.room_message_version)(
+            room=self.room, pk=message_id
+        )
+        if held is None:
+            return
+        saved_seq, status = held
+        if status == Message.Status.STREAMING:
+            # Its process makes the next delta whole from the blocks this page holds
+            # (chat.replies): no read of the text, which lags the stream anyway.
+            await reply_ask(message_id, seq=seq)
+        elif saved_seq > seq:
+            newer = await database_sync_to_async(selectors.room_message_newer)(
+                room=self.room, pk=message_id, seq=seq
+            )
+            if newer:
+                await self.send(text_data=rendering.message_oob(*newer))

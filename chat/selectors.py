@@ -193,19 +193,15 @@ def room_changes(*, room: Room, since: int) -> RoomChanges:
     return RoomChanges(version=version, reset=False, messages=newest[::-1])
 
 
+def room_message_version(*, room: Room, pk: int) -> tuple[int, str] | None:
+    """The seq and status of the room's message `pk`, or None (another room's
+    message is never found). One read by primary key: pages ask it often."""
+    return room_messages(room=room).filter(pk=pk).values_list("seq", "status").first()
+
+
 def room_message_newer(*, room: Room, pk: int, seq: int) -> list[Message]:
-    """The room's message `pk`, if it is newer than the version `seq` a page holds.
-
-    While a reply streams the saved row lags what was broadcast, so this mostly
-    finds nothing; a final state is saved before it is broadcast, so a page
-    that missed it finds it here. Another room's message is never found.
-    """
+    """The room's message `pk`, if it is newer than the version `seq` a page holds."""
     return list(room_messages(room=room).filter(pk=pk, seq__gt=seq))
-
-
-def room_reply_streaming(*, room: Room, pk: int) -> bool:
-    """Whether the room's message `pk` is a reply still streaming."""
-    return room_messages(room=room).filter(pk=pk, status=Message.Status.STREAMING).exists()
 
 
 def message_by_client_id(*, room_id: int, author_id: int, client_id: uuid.UUID) -> Message | None:

@@ -124,7 +124,7 @@ async def test_a_sync_for_a_streaming_reply_asks_its_process_for_a_whole_tail(
     for message in (elsewhere, done, streaming):
         await tab.send_to(text_data=frame(action="sync", message=message.pk, seq=0))
     event = await asyncio.wait_for(layer.receive(heard[streaming.pk]), 5)
-    assert event["type"] == "reply.asked"
+    assert event == {"type": "reply.asked", "seq": 0}
     for message in (elsewhere, done):
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(layer.receive(heard[message.pk]), 0.3)

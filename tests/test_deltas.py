@@ -1,6 +1,8 @@
 """A reply's deltas, applied as a page applies them, merged or not, show the reply as it
 was at each seq (chat.deltas, tests/wsutil.Page as static/chat/chat.js)."""
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +32,7 @@ def stream(text: str, cuts: list[int], wholes: list[bool]) -> list[tuple[str, st
         if found is None:
             break
         parts = mdblocks.split(text[:cut])
-        sent.append((found[0], "".join(parts.new) + parts.tail))
+        sent.append((found, "".join(parts.new) + parts.tail))
     return sent
 
 
@@ -68,13 +70,42 @@ def test_a_delta_that_does_not_follow_is_not_applied_and_the_page_asks():
     assert page.asks == ['{"action": "sync", "message": 1, "seq": 1}']
 
 
+@settings(max_examples=300, deadline=None)
+@given(chunked(), st.lists(st.booleans(), min_size=13, max_size=13))
+def test_a_page_that_missed_deltas_asks_and_the_next_delta_takes_it_up(case, lost):
+    """Whatever it missed, blocks included, the delta after its ask brings the page
+    to the reply as it was then: the ask carries the seq it holds."""
+    text, cuts = case
+    reply, page = deltas.DeltaStream(message_id=1), Page()
+    page.feed(ARTICLE)
+    for seq, (cut, missed) in enumerate(zip(cuts, lost, strict=False), start=1):
+        asked = bool(page.asks)
+        if asked:
+            reply.whole_next(seq=json.loads(page.asks.pop())["seq"])
+        found = reply.next(text=text[:cut], seq=seq)
+        if found is None:
+            return
+        if missed:
+            continue
+        parts = mdblocks.split(text[:cut])
+        applied = bool(page.feed(found))
+        assert applied or not asked
+        if applied:
+            assert shown(page) == "".join(parts.new) + parts.tail
+        else:
+            # It keeps an older, consistent text, and asks again once its wait is over.
+            page.asks.clear()
+            page.ask(1, now=1e6 * seq)
+            assert page.asks
+
+
 def test_a_whole_delta_takes_up_a_page_that_holds_its_first_blocks():
     text = "one\n\ntwo\n\nthree and more"
     reply = deltas.DeltaStream(message_id=1)
-    first, _ = reply.next(text=text[:12], seq=1)  # finishes "one"
+    first = reply.next(text=text[:12], seq=1)  # finishes "one"
     reply.next(text=text[:18], seq=2)  # lost
     reply.whole_next()
-    whole, _ = reply.next(text=text, seq=3)
+    whole = reply.next(text=text, seq=3)
     assert deltas.parse(whole)[0].whole
     page = Page()
     page.feed(ARTICLE)
@@ -86,5 +117,5 @@ def test_a_whole_delta_takes_up_a_page_that_holds_its_first_blocks():
 
 def test_a_frame_is_a_header_line_then_the_html_as_it_is():
     reply = deltas.DeltaStream(message_id=7)
-    assert reply.next(text='say "hi"', seq=1)[0] == '[7,1,0,0,[],0,0]\n<p>say "hi"</p>\n'
-    assert reply.next(text='say "hi" there', seq=2)[0] == "[7,2,11,5]\n there"
+    assert reply.next(text='say "hi"', seq=1) == '[7,1,0,0,[],0,0]\n<p>say "hi"</p>\n'
+    assert reply.next(text='say "hi" there', seq=2) == "[7,2,11,5]\n there"
