@@ -26,6 +26,7 @@ same frame, separated by NUL (never in rendered Markdown).
 """
 
 import bisect
+import functools
 import json
 import math
 import time
@@ -96,6 +97,9 @@ def _common(old: str, new: str, *, suffix: bool = False, limit: int) -> int:
     return low
 
 
+# Tabs that fell behind together hold equal frames and merge the same delta into
+# them: once for all of them.
+@functools.lru_cache(maxsize=256)
 def merge(old: str, new: str) -> str:
     """One frame with the effect of `old` then `new`."""
     waiting, (second,) = parse(old), parse(new)

@@ -133,6 +133,7 @@ class _WatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
             _WatchedShard(host, self) for host in pubsub.decode_hosts(kwargs.get("hosts"))
         ]
         self._last: tuple[bytes | None, tuple[str, str] | None] = (None, None)
+        self._merging: tuple[bytes | None, dict[bytes, bytes]] = (None, {})
 
     async def _subscribe_to_channel(self, channel: str) -> None:
         self.channels[channel] = _NewestQueue(self)
@@ -148,10 +149,16 @@ class _WatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
         return self._last[1]
 
     def merged(self, waiting: bytes, newer: bytes) -> bytes:
-        """Two deltas of a reply as one (chat.deltas.merge): only a slow channel pays this."""
-        event = self.channel_layer.deserialize(waiting)
-        frame = deltas.merge(event["frame"], self.channel_layer.deserialize(newer)["frame"])
-        return self.channel_layer.serialize(event | {"frame": frame})
+        """Two deltas of a reply as one (chat.deltas.merge): only a slow channel pays this.
+        Channels that fell behind together wait with equal bytes: merged once for all."""
+        if newer is not self._merging[0]:
+            self._merging = (newer, {})
+        done = self._merging[1]
+        if (found := done.get(waiting)) is None:
+            event = self.channel_layer.deserialize(waiting)
+            frame = deltas.merge(event["frame"], self.channel_layer.deserialize(newer)["frame"])
+            found = done[waiting] = self.channel_layer.serialize(event | {"frame": frame})
+        return found
 
     def tell_every_channel(self, event: dict[str, Any]) -> None:
         data = self.channel_layer.serialize(event)
