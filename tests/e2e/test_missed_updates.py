@@ -1,6 +1,7 @@
 """Broadcasts are delivered at most once: a page that misses updates, even a reply's
 last one, still ends showing what the server saved, with no reload."""
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -54,6 +55,40 @@ class SocketSwitch:
         expect(indicator).to_have_attribute("data-state", state, timeout=timeout)
 
 
+class LossyLink:
+    """The page's room socket, reloaded through a link that drops what `drop` picks on
+    its way to the page, noting when it dropped, when the page asked for a message
+    and when a reply's final state came."""
+
+    def __init__(self, page: Page, drop: Callable[[str], bool]) -> None:
+        self.drop = drop
+        self.dropped: list[float] = []
+        self.asked: list[float] = []
+        self.ended: list[float] = []
+        page.route_web_socket(ROOM_SOCKET, self._route)
+        page.reload()
+        expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if isinstance(message, str) and FINAL.search(message) and not self.ended:
+                self.ended.append(time.monotonic())
+            if isinstance(message, str) and self.drop(message):
+                self.dropped.append(time.monotonic())
+                return
+            ws.send(message)
+
+        def to_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"message"' in message and '"sync"' in message:
+                self.asked.append(time.monotonic())
+            server.send(message)
+
+        server.on_message(to_page)
+        ws.on_message(to_server)
+
+
 def words(count: int) -> str:
     return " ".join(f"word{i}" for i in range(count))
 
@@ -62,22 +97,7 @@ def test_a_reply_whose_last_update_was_lost_still_ends_right(
     page: Page, room: str, model: FakeOpenAI
 ):
     """Every frame carrying the reply's final state is dropped on its way to the page."""
-    dropped: list[str] = []
-
-    def lossy(ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
-
-        def to_page(message: str | bytes) -> None:
-            if isinstance(message, str) and FINAL.search(message) and not dropped:
-                dropped.append(message)
-                return
-            ws.send(message)
-
-        server.on_message(to_page)
-
-    page.route_web_socket(ROOM_SOCKET, lossy)
-    page.reload()
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    link = LossyLink(page, lambda message: bool(FINAL.search(message)) and not link.dropped)
     text = words(12)
     model.queue(Reply(text, tokens_per_second=40))
     send(page, "Twelve words")
@@ -86,7 +106,7 @@ def test_a_reply_whose_last_update_was_lost_still_ends_right(
     expect(reply.locator(".message__body")).to_have_text(text, timeout=10_000)
     # The page held a streaming reply whose end never came; silent for 2 s, it asked.
     expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
-    assert len(dropped) == 1
+    assert len(link.dropped) == 1
     expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
 
 
@@ -144,49 +164,28 @@ def test_a_tab_offline_during_an_edit_and_a_regenerate_shows_both_on_reconnectin
 def test_a_page_that_misses_a_delta_asks_at_once_and_takes_up_the_stream(
     page: Page, room: str, model: FakeOpenAI
 ):
-    """One delta of a long paragraph is dropped: the next does not follow what the page
-    shows, so it asks for the message, and the delta after its answer carries the
-    tail whole (chat.deltas), well before the reply ends. (No block finishes, so
-    no answer from the database holds a tail the page could extend.)"""
-    dropped: list[float] = []
-    asked: list[float] = []
-    ended: list[float] = []
-    deltas_seen = {"count": 0}
+    """The second delta that finishes a paragraph is dropped: the next does not follow
+    what the page shows, so it asks with the seq it holds, and the delta after its
+    ask resends the paragraphs the page lacks with the tail (chat.deltas), well
+    before the reply ends."""
+    finishing = []
 
-    def lossy(ws: WebSocketRoute) -> None:
-        server = ws.connect_to_server()
+    def finishes_blocks(message: str) -> bool:
+        head = json.loads(message.partition("\n")[0]) if message.startswith("[") else []
+        if len(head) > 4 and head[4]:
+            finishing.append(message)
+        return len(finishing) == 2 and finishing[-1] is message
 
-        def to_page(message: str | bytes) -> None:
-            if isinstance(message, str) and FINAL.search(message) and not ended:
-                ended.append(time.monotonic())
-            if isinstance(message, str) and message.startswith("["):
-                deltas_seen["count"] += 1
-                if deltas_seen["count"] == 6:
-                    dropped.append(time.monotonic())
-                    return
-            ws.send(message)
-
-        def to_server(message: str | bytes) -> None:
-            if isinstance(message, str) and '"message"' in message and '"sync"' in message:
-                asked.append(time.monotonic())
-            server.send(message)
-
-        server.on_message(to_page)
-        ws.on_message(to_server)
-
-    page.route_web_socket(ROOM_SOCKET, lossy)
-    page.reload()
-    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
-    text = words(150)
-    model.queue(Reply(text, tokens_per_second=25))
-    send(page, "A long paragraph")
+    link = LossyLink(page, finishes_blocks)
+    paragraphs = [f"Paragraph {n}: " + words(8) for n in range(16)]
+    model.queue(Reply("\n\n".join(paragraphs), tokens_per_second=25))
+    send(page, "Sixteen paragraphs")
 
     reply = last_reply(page)
-    expect(reply.locator(".message__body")).to_contain_text("word60", timeout=10_000)
-    assert reply.get_attribute("data-status") == "streaming"
-    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
     # One ask, while deltas still came (so not the 2 s silence rule), was enough:
-    # without the whole tail after it, the page would show each older answer from
-    # the database and ask again, 2 s, then 4 s later.
+    # a whole tail without the missed paragraph would not apply, and the page
+    # would ask again 2 s later.
+    dropped, asked, ended = link.dropped, link.asked, link.ended
     assert dropped and len(asked) == 1 and dropped[0] < asked[0] < ended[0], (dropped, asked)
-    expect(reply.locator(".message__body")).to_have_text(text)
+    expect(reply.locator(".message__body p")).to_have_text(paragraphs)
