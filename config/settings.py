@@ -301,3 +301,38 @@ CHAT_LEASE_TTL = env.float("CHAT_LEASE_TTL", default=2.0)
 CHAT_SHUTDOWN_GRACE = env.float("CHAT_SHUTDOWN_GRACE", default=20.0)
 # Tests of the turn supervisor: the step of a turn that fails once per process (chat.faults).
 CHAT_FAULT_POINT = env.str("CHAT_FAULT_POINT", default="")
+
+
+def _tokens(name: str, *, default: int | None, ceiling: int) -> int | None:
+    """A positive whole number of tokens from the environment; unset is `default`."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of tokens, not {raw!r}."
+        ) from None
+    if not 0 < value <= ceiling:
+        raise ImproperlyConfigured(f"{name} must be between 1 and {ceiling:,}, not {value:,}.")
+    return value
+
+
+# Spend. Every request asks for at most CHAT_MAX_REPLY_TOKENS (a room may set fewer),
+# and its prompt fits CHAT_CONTEXT_TOKENS (a room may set its own): the oldest
+# messages are left out first.
+CHAT_MAX_REPLY_TOKENS = _tokens("CHAT_MAX_REPLY_TOKENS", default=4096, ceiling=1_000_000)
+CHAT_CONTEXT_TOKENS = _tokens("CHAT_CONTEXT_TOKENS", default=128_000, ceiling=10_000_000)
+# Tokens each user may spend a day and a month (UTC); unset is unlimited. The admin
+# can set other budgets per user.
+CHAT_USER_TOKENS_PER_DAY = _tokens("CHAT_USER_TOKENS_PER_DAY", default=None, ceiling=10**12)
+CHAT_USER_TOKENS_PER_MONTH = _tokens("CHAT_USER_TOKENS_PER_MONTH", default=None, ceiling=10**12)
+# "open": anyone may sign up; "closed": accounts come from the administrator (and invite links).
+CHAT_SIGNUP = env.str("CHAT_SIGNUP", default="open")
+if CHAT_SIGNUP not in ("open", "closed"):
+    raise ImproperlyConfigured(f"CHAT_SIGNUP must be open or closed, not {CHAT_SIGNUP!r}.")
+# Invite links expire after this many days unless their owner chooses otherwise.
+CHAT_INVITE_DAYS = env.int("CHAT_INVITE_DAYS", default=7)
+if not 0 < CHAT_INVITE_DAYS <= 365:
+    raise ImproperlyConfigured(f"CHAT_INVITE_DAYS must be 1 to 365, not {CHAT_INVITE_DAYS}.")
