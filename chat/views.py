@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, selectors, services, usage
+from chat import export, rag, selectors, services, signups, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -196,6 +196,10 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    if not signups.signup_open(request=request):
+        # Closed: the page says where accounts come from, and a POST creates none.
+        status = 403 if request.method == "POST" else 200
+        return render(request, "registration/signup.html", {"closed": True}, status=status)
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
