@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, selectors, services, signups, usage
+from chat import export, limits, rag, selectors, services, signups, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -61,6 +61,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
+            "context_start": limits.context_start(room=room),
         },
     )
 
@@ -105,7 +106,8 @@ def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         return HttpResponseBadRequest("?before=<message id> is required")
     page = selectors.room_messages_page(room=room, before=before)
-    return render(request, "chat/room_detail.html#page", {"room": room, "page": page})
+    context = {"room": room, "page": page, "context_start": limits.context_start(room=room)}
+    return render(request, "chat/room_detail.html#page", context)
 
 
 @require_http_methods(["GET", "POST"])
