@@ -2,7 +2,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.core.validators import MaxLengthValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from chat import llm
@@ -10,15 +11,24 @@ from chat.models import Message, Room
 
 
 class RoomForm(forms.ModelForm):
-    """A room's name, prompt, model and temperature.
+    """A room's name, prompt, model, temperature and spend limits.
 
     The model is picked from the server's list (llm.models_list); when the
-    server lists none or cannot be asked, any name is accepted.
+    server lists none or cannot be asked, any name is accepted. The reply
+    ceiling and context window may only be lower than the settings' (chat.limits).
     """
 
     class Meta:
         model = Room
-        fields = ["name", "system_prompt", "model", "temperature", "ai_answers"]
+        fields = [
+            "name",
+            "system_prompt",
+            "model",
+            "temperature",
+            "ai_answers",
+            "max_reply_tokens",
+            "context_tokens",
+        ]
         widgets = {
             "system_prompt": forms.Textarea(attrs={"rows": 5}),
             "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
@@ -49,6 +59,30 @@ class RoomForm(forms.ModelForm):
         self.fields["model"].required = self.fields["temperature"].required = False
         # Left out (an older form, a script), the room answers every message.
         self.fields["ai_answers"].required = False
+        self._limits_explain()
+
+    def _limits_explain(self) -> None:
+        ceiling, window = settings.CHAT_MAX_REPLY_TOKENS, settings.CHAT_CONTEXT_TOKENS
+        for name, most, help_text in (
+            (
+                "max_reply_tokens",
+                ceiling,
+                _("The longest reply, 1 to %(most)s tokens. Empty: %(most)s."),
+            ),
+            (
+                "context_tokens",
+                window,
+                _(
+                    "What one request may hold, prompt and reply, up to %(most)s tokens; "
+                    "the oldest messages are left out to fit. Empty: %(most)s."
+                ),
+            ),
+        ):
+            field = self.fields[name]
+            field.help_text = help_text % {"most": f"{most:,}"}
+            # clean_<name> says what is allowed, for zero and negatives too.
+            field.validators = [v for v in field.validators if not isinstance(v, MinValueValidator)]
+            field.widget.attrs.update(min="1", max=str(most))
 
     def clean_model(self) -> str:
         return self.cleaned_data["model"] or self.instance.model
@@ -59,6 +93,45 @@ class RoomForm(forms.ModelForm):
 
     def clean_ai_answers(self) -> str:
         return self.cleaned_data["ai_answers"] or Room.AiAnswers.EVERY
+
+    def clean_max_reply_tokens(self) -> int | None:
+        value = self.cleaned_data["max_reply_tokens"]
+        ceiling = settings.CHAT_MAX_REPLY_TOKENS
+        if value is not None and not 0 < value <= ceiling:
+            raise ValidationError(
+                _("A reply may take 1 to %(most)s tokens on this server."),
+                params={"most": f"{ceiling:,}"},
+            )
+        return value
+
+    def clean_context_tokens(self) -> int | None:
+        value = self.cleaned_data["context_tokens"]
+        window = settings.CHAT_CONTEXT_TOKENS
+        if value is not None and not 0 < value <= window:
+            raise ValidationError(
+                _("A context window may hold 1 to %(most)s tokens on this server."),
+                params={"most": f"{window:,}"},
+            )
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        window = cleaned.get("context_tokens")
+        ceiling = cleaned.get("max_reply_tokens") or settings.CHAT_MAX_REPLY_TOKENS
+        # The window holds the prompt and the reply: it must leave room for a prompt.
+        if window is not None and window <= ceiling and "max_reply_tokens" not in self.errors:
+            self.add_error(
+                "context_tokens",
+                ValidationError(
+                    _(
+                        "The context window must be larger than the reply ceiling "
+                        "(%(ceiling)s tokens), or no prompt fits."
+                    ),
+                    params={"ceiling": f"{ceiling:,}"},
+                ),
+            )
+        return cleaned
 
 
 class MessageForm(forms.ModelForm):

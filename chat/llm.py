@@ -69,13 +69,22 @@ class Usage:
     completion_tokens: int
 
 
+@dataclass(frozen=True)
+class Finish:
+    """Why the server ended a reply: "stop", "length" (the reply ceiling)..."""
+
+    reason: str
+
+
 class ModelReply:
     """A reply being streamed: iterate it for text deltas; once it has ended,
-    `usage` holds the server's token counts, or None when it reported none."""
+    `usage` holds the server's token counts, or None when it reported none, and
+    `finish_reason` why it ended ("length": cut at the reply ceiling)."""
 
-    def __init__(self, deltas: "AsyncGenerator[str | Usage]") -> None:
+    def __init__(self, deltas: "AsyncGenerator[str | Usage | Finish]") -> None:
         self._deltas = deltas
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def __aiter__(self) -> "ModelReply":
         return self
@@ -86,6 +95,9 @@ class ModelReply:
             if isinstance(item, Usage):
                 self.usage = item
                 continue
+            if isinstance(item, Finish):
+                self.finish_reason = item.reason
+                continue
             return item
 
     async def aclose(self) -> None:
@@ -93,18 +105,30 @@ class ModelReply:
 
 
 def stream_reply(
-    turns: Sequence[ChatTurn], *, model: str | None = None, temperature: float | None = None
+    turns: Sequence[ChatTurn],
+    *,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
 ) -> ModelReply:
     """The reply to `turns` (by OPENAI_MODEL and the server's default temperature unless
-    given), as text deltas; iterating raises ModelError on any fault."""
+    given, at most `max_tokens` long, else CHAT_MAX_REPLY_TOKENS), as text deltas;
+    iterating raises ModelError on any fault."""
     if not is_configured():
         return ModelReply(demo_reply(turns))
-    return ModelReply(_server_reply(turns, model=model, temperature=temperature))
+    return ModelReply(
+        _server_reply(
+            turns,
+            model=model,
+            temperature=temperature,
+            max_tokens=max_tokens or settings.CHAT_MAX_REPLY_TOKENS,
+        )
+    )
 
 
 async def _server_reply(
-    turns: Sequence[ChatTurn], *, model: str | None, temperature: float | None
-) -> AsyncGenerator[str | Usage]:
+    turns: Sequence[ChatTurn], *, model: str | None, temperature: float | None, max_tokens: int
+) -> AsyncGenerator[str | Usage | Finish]:
     client = _async_client()
     # Unset, the server's own default temperature.
     options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
@@ -116,6 +140,8 @@ async def _server_reply(
             # Our turns are plain dicts of the SDK's message shape.
             messages=cast(list[ChatCompletionMessageParam], list(turns)),
             stream=True,
+            # The reply ceiling: a reply cut by it ends with finish_reason "length".
+            max_tokens=max_tokens,
             # The last chunk then carries the token counts.
             stream_options={"include_usage": True},
             **options,
@@ -131,11 +157,14 @@ async def _server_reply(
                 if (data := line[5:].strip()) == "[DONE]":
                     done = True
                     continue
-                delta, usage, ended = _chunk_parse(data, ended=ended)
+                delta, usage, finish = _chunk_parse(data)
                 if delta:
                     yield delta
                 if usage is not None:
                     yield usage
+                if finish is not None:
+                    ended = True
+                    yield finish
             if not (done or ended):
                 raise _StreamBroken("the stream ended before the reply did")
     # Faults after the stream has started come from httpx, not the SDK.
@@ -163,9 +192,8 @@ class _StreamBroken(Exception):
     """The stream broke its format, or the server sent an error in it."""
 
 
-def _chunk_parse(data: str, *, ended: bool) -> tuple[str, Usage | None, bool]:
-    """One chunk's text delta, token counts, and whether the reply has ended
-    (a finish_reason seen, now or before)."""
+def _chunk_parse(data: str) -> tuple[str, Usage | None, Finish | None]:
+    """One chunk's text delta, token counts, and finish reason (the reply has ended)."""
     try:
         chunk = json.loads(data)
     except ValueError as exc:
@@ -174,12 +202,13 @@ def _chunk_parse(data: str, *, ended: bool) -> tuple[str, Usage | None, bool]:
         raise _StreamBroken(f"not a chunk: {data[:200]!r}")
     if (error := chunk.get("error")) is not None:
         raise _StreamBroken(f"the server sent an error: {error!r:.200}")
-    delta, usage = "", None
+    delta, usage, finish = "", None, None
     try:
         if choices := chunk.get("choices"):
             choice = choices[0]
             delta = choice.get("delta", {}).get("content") or ""
-            ended = ended or bool(choice.get("finish_reason"))
+            if reason := choice.get("finish_reason"):
+                finish = Finish(reason=str(reason))
         if counts := chunk.get("usage"):
             usage = Usage(
                 prompt_tokens=int(counts["prompt_tokens"]),
@@ -189,7 +218,7 @@ def _chunk_parse(data: str, *, ended: bool) -> tuple[str, Usage | None, bool]:
         raise _StreamBroken(f"not a chunk: {data[:200]!r}") from exc
     if not isinstance(delta, str):
         raise _StreamBroken(f"not a chunk: {data[:200]!r}")
-    return delta, usage, ended
+    return delta, usage, finish
 
 
 def models_list() -> list[str]:

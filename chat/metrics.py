@@ -31,6 +31,10 @@ QUESTIONS_QUEUED = Gauge("chat_questions_queued", "Questions waiting for their r
 FRAMES_SENT = Counter("chat_frames_sent", "Websocket frames sent to tabs.")
 REPLIES = Counter("chat_replies", "Replies finished, by outcome.", ["outcome"])
 MODEL_ERRORS = Counter("chat_model_errors", "Model faults, by kind.", ["kind"])
+# Counted from the usage the server reports with each reply (replies.usage_record).
+TOKENS = Counter(
+    "chat_tokens", "Tokens the model server reported, by model and kind.", ["model", "kind"]
+)
 # Fan-out (chat/outbox.py, chat/layers.py).
 VERSIONS_SKIPPED = Counter(
     "chat_versions_skipped", "Message versions a slow tab skipped for a newer one."

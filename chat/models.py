@@ -60,6 +60,22 @@ class Room(TimestampedModel):
     ai_answers = models.CharField(
         _("the AI answers"), max_length=10, choices=AiAnswers.choices, default=AiAnswers.EVERY
     )
+    # Unset, the settings' (chat.limits): a room may only ask for less.
+    max_reply_tokens = models.PositiveIntegerField(
+        _("reply ceiling (tokens)"),
+        null=True,
+        blank=True,
+        help_text=_("The longest reply, in tokens. Empty: the server's limit."),
+    )
+    context_tokens = models.PositiveIntegerField(
+        _("context window (tokens)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "What the model may read and write in one request, in tokens; the oldest "
+            "messages are left out to fit. Empty: the server's window."
+        ),
+    )
 
     # Counts the changes to the room's messages its tabs are told of; each message
     # keeps the count of its last change, so a reconnecting tab asks for what
@@ -113,6 +129,10 @@ class Message(TimestampedModel):
     model = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # True when the model stopped at the reply ceiling (finish_reason "length"):
+    # the reply says so and offers Continue. Nullable with no default, so adding
+    # it does not make SQLite copy the table (which drops the search triggers).
+    length_limited = models.BooleanField(null=True, blank=True, editable=False)
     # The server process writing a streaming reply (chat.leases.PROCESS_ID): when
     # its lease lapses, any live process marks the reply interrupted.
     owner = models.CharField(max_length=100, blank=True, default="")

@@ -163,6 +163,11 @@ async def turns_ground(
     return turns, [document.source for document in search.documents]
 
 
+def question_searches(*, content: str) -> bool:
+    """Whether answering this message calls the embedding model (a "!" question)."""
+    return selectors.AI_MENTION.sub("", content, count=1).startswith(QUESTION_MARK)
+
+
 def _unmarked(turn: llm.ChatTurn) -> llm.ChatTurn:
     if turn["role"] != "user":
         return turn

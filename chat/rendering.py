@@ -25,6 +25,7 @@ MESSAGE_LABELS = {
     "sources": gettext_lazy("Sources"),
     "interrupted": gettext_lazy("Interrupted: this reply may be incomplete."),
     "stopped": gettext_lazy("Stopped."),
+    "length_limited": gettext_lazy("This reply reached the length limit: Continue carries it on."),
     "stop": gettext_lazy("Stop"),
     "retry": gettext_lazy("Retry"),
     "regenerate": gettext_lazy("Regenerate"),
@@ -101,6 +102,14 @@ def room_usage_oob(*, room: Room, room_usage: RoomUsage) -> str:
     """The room's token total, sent with a reply's final state (chat.replies)."""
     return render_to_string(
         f"{ROOM_TEMPLATE}#room_usage", {"room": room, "room_usage": room_usage, "oob": True}
+    )
+
+
+def context_start_oob(*, context_start: int | None) -> str:
+    """Where the model's memory begins (chat.limits.context_start), sent with a reply's
+    final state: static/chat/room-tools.js moves the divider there."""
+    return render_to_string(
+        f"{ROOM_TEMPLATE}#context_start", {"context_start": context_start, "oob": True}
     )
 
 

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import faults, llm, observability, rendering, shutdown, usage
+from chat import faults, limits, llm, metrics, observability, rendering, shutdown, usage
 from chat.broadcast import (
     delta_send,
     message_key,
@@ -94,7 +94,10 @@ async def _write(
     # The room as the turn read it when it started: its current model and temperature.
     room = stream.room
     stream.reply.model = llm.model_name(model=room.model)
-    answer = llm.stream_reply(turns, model=room.model, temperature=room.temperature)
+    ceiling = limits.limits_reply_ceiling(room=room)
+    answer = llm.stream_reply(
+        turns, model=room.model, temperature=room.temperature, max_tokens=ceiling
+    )
     try:
         faults.fault_point("model")
         async for delta in answer:
@@ -109,6 +112,8 @@ async def _write(
         return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
     finally:
         usage_record(reply=stream.reply, usage=answer.usage)
+    # Cut at the reply ceiling: the reply says so, and Continue carries it on.
+    stream.reply.length_limited = answer.finish_reason == "length"
     return Message.Status.COMPLETE, ""
 
 
@@ -116,6 +121,9 @@ def usage_record(*, reply: Message, usage: llm.Usage | None) -> None:
     """Put the server's token counts on the reply (saved with its final state); None is unknown."""
     reply.prompt_tokens = usage.prompt_tokens if usage else None
     reply.completion_tokens = usage.completion_tokens if usage else None
+    if usage:
+        metrics.TOKENS.labels(model=reply.model, kind="prompt").inc(usage.prompt_tokens)
+        metrics.TOKENS.labels(model=reply.model, kind="completion").inc(usage.completion_tokens)
 
 
 def _stream_interval() -> float:
@@ -275,6 +283,7 @@ class _ReplyStream:
                 "model": self.reply.model,
                 "prompt_tokens": self.reply.prompt_tokens,
                 "completion_tokens": self.reply.completion_tokens,
+                "length_limited": self.reply.length_limited,
             }
         return fields
 
@@ -287,7 +296,10 @@ class _ReplyStream:
                 totals = rendering.in_every_language(
                     rendering.room_usage_oob, room=self.room, room_usage=room_usage
                 )
-                html = {code: fragment + totals[code] for code, fragment in html.items()}
+                # And where the model's memory now begins, the same in every language.
+                start = await database_sync_to_async(limits.context_start)(room=self.room)
+                marker = rendering.context_start_oob(context_start=start)
+                html = {code: fragment + totals[code] + marker for code, fragment in html.items()}
             await room_send(room_id=self.room.pk, html=html, key=message_key(self.reply))
         except Exception:
             # Tabs miss this update, not the reply: the database has it, and

@@ -140,27 +140,52 @@ def turn_author_split(content: str) -> tuple[str, str]:
 def room_history(*, room: Room, before: Message) -> list[dict[str, str]]:
     """The conversation sent to the model: the system prompt, then every finished turn,
     people's conversation included. In a shared room each user turn names its
-    author, JSON-quoted on a line of its own, so a name cannot pose as instructions."""
+    author, JSON-quoted on a line of its own, so a name cannot pose as instructions.
+    chat.limits then fits it to the room's context window."""
     shared = room.members.exists()
+    system = room_system_turns(room=room, shared=shared)
+    messages = room_history_messages(room=room).filter(pk__lt=before.pk)
+    return system + [message_turn(message=message, shared=shared) for message in messages]
+
+
+def room_last_question(*, room_id: int) -> str:
+    """The text of the room's last answered question ("" if none)."""
+    question = (
+        Message.objects.filter(room_id=room_id, role=Message.Role.USER)
+        .exclude(status=Message.Status.QUEUED)
+        .order_by("-pk")
+        .values_list("content", flat=True)
+        .first()
+    )
+    return question or ""
+
+
+def room_system_turns(*, room: Room, shared: bool) -> list[dict[str, str]]:
+    """The system turn, if the room has a prompt or is shared."""
     system = "\n\n".join(
         part for part in (room.system_prompt, shared and SHARED_ROOM_PROMPT) if part
     )
-    turns: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
-    messages = (
-        room.messages.filter(pk__lt=before.pk)
-        .exclude(content="")
+    return [{"role": "system", "content": system}] if system else []
+
+
+def room_history_messages(*, room: Room) -> QuerySet[Message]:
+    """The messages the model reads, oldest first: finished turns, not questions waiting."""
+    return (
+        room.messages.exclude(content="")
         .exclude(status=Message.Status.QUEUED)
         .select_related("author")
     )
-    for message in messages:
-        content = message.content
-        if message.role == Message.Role.USER:
-            content = AI_MENTION.sub("", content, count=1)
-            if shared:
-                name = user_display_name(message.author) if message.author else "?"
-                content = f"[author: {json.dumps(name, ensure_ascii=False)}]\n{content}"
-        turns.append({"role": message.role, "content": content})
-    return turns
+
+
+def message_turn(*, message: Message, shared: bool) -> dict[str, str]:
+    """A message as the model reads it."""
+    content = message.content
+    if message.role == Message.Role.USER:
+        content = AI_MENTION.sub("", content, count=1)
+        if shared:
+            name = user_display_name(message.author) if message.author else "?"
+            content = f"[author: {json.dumps(name, ensure_ascii=False)}]\n{content}"
+    return {"role": message.role, "content": content}
 
 
 # At most this many changed messages, the newest, are sent to a page catching up.

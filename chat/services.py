@@ -32,6 +32,8 @@ def room_create(
     model: str | None = None,
     temperature: float | None = None,
     ai_answers: str = Room.AiAnswers.EVERY,
+    max_reply_tokens: int | None = None,
+    context_tokens: int | None = None,
 ) -> Room:
     # Unset, the model and temperature are the settings' (Room's defaults).
     options = {"model": model, "temperature": temperature}
@@ -40,6 +42,8 @@ def room_create(
         name=name,
         system_prompt=system_prompt,
         ai_answers=ai_answers,
+        max_reply_tokens=max_reply_tokens,
+        context_tokens=context_tokens,
         **{key: value for key, value in options.items() if value is not None},
     )
 
@@ -72,15 +76,19 @@ def room_update(
     model: str | None = None,
     temperature: float | None = None,
     ai_answers: str = Room.AiAnswers.EVERY,
+    max_reply_tokens: int | None = None,
+    context_tokens: int | None = None,
 ) -> Room:
-    """Rename the room, or change its prompt, model, temperature or who the AI answers;
-    a new prompt starts a new conversation. The next reply uses the new settings."""
+    """Rename the room, or change its prompt, model, temperature, who the AI answers or
+    its spend limits (None: the settings'); a new prompt starts a new conversation.
+    The next reply uses the new settings."""
     with transaction.atomic():
         stored = Room.objects.select_for_update().get(pk=room.pk)
         prompt_changed = stored.system_prompt != system_prompt
         room.name, room.system_prompt, room.ai_answers = name, system_prompt, ai_answers
         room.model = model if model is not None else stored.model
         room.temperature = temperature if temperature is not None else stored.temperature
+        room.max_reply_tokens, room.context_tokens = max_reply_tokens, context_tokens
         room.save(
             update_fields=[
                 "name",
@@ -88,6 +96,8 @@ def room_update(
                 "model",
                 "temperature",
                 "ai_answers",
+                "max_reply_tokens",
+                "context_tokens",
                 "updated_at",
             ]
         )

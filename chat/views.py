@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, selectors, services, usage
+from chat import export, limits, rag, selectors, services, signups, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -61,6 +61,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
+            "context_start": limits.context_start(room=room),
         },
     )
 
@@ -105,7 +106,8 @@ def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         return HttpResponseBadRequest("?before=<message id> is required")
     page = selectors.room_messages_page(room=room, before=before)
-    return render(request, "chat/room_detail.html#page", {"room": room, "page": page})
+    context = {"room": room, "page": page, "context_start": limits.context_start(room=room)}
+    return render(request, "chat/room_detail.html#page", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -196,6 +198,10 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    if not signups.signup_open(request=request):
+        # Closed: the page says where accounts come from, and a POST creates none.
+        status = 403 if request.method == "POST" else 200
+        return render(request, "registration/signup.html", {"closed": True}, status=status)
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())

@@ -5,6 +5,7 @@ Django's own settings use the DJANGO_ prefix; service URLs and keys
 """
 
 from pathlib import Path
+from typing import overload
 
 import csp.constants
 import environ
@@ -303,6 +304,10 @@ CHAT_SHUTDOWN_GRACE = env.float("CHAT_SHUTDOWN_GRACE", default=20.0)
 CHAT_FAULT_POINT = env.str("CHAT_FAULT_POINT", default="")
 
 
+@overload
+def _tokens(name: str, *, default: int, ceiling: int) -> int: ...
+@overload
+def _tokens(name: str, *, default: None, ceiling: int) -> int | None: ...
 def _tokens(name: str, *, default: int | None, ceiling: int) -> int | None:
     """A positive whole number of tokens from the environment; unset is `default`."""
     raw = env.str(name, default="").strip()
@@ -324,6 +329,12 @@ def _tokens(name: str, *, default: int | None, ceiling: int) -> int | None:
 # messages are left out first.
 CHAT_MAX_REPLY_TOKENS = _tokens("CHAT_MAX_REPLY_TOKENS", default=4096, ceiling=1_000_000)
 CHAT_CONTEXT_TOKENS = _tokens("CHAT_CONTEXT_TOKENS", default=128_000, ceiling=10_000_000)
+# The window holds the prompt and the reply (chat.limits): a ceiling that fills it leaves no prompt.
+if CHAT_CONTEXT_TOKENS <= CHAT_MAX_REPLY_TOKENS:
+    raise ImproperlyConfigured(
+        f"CHAT_CONTEXT_TOKENS ({CHAT_CONTEXT_TOKENS:,}) must be larger than CHAT_MAX_REPLY_TOKENS "
+        f"({CHAT_MAX_REPLY_TOKENS:,}): the window holds the prompt and the reply."
+    )
 # Tokens each user may spend a day and a month (UTC); unset is unlimited. The admin
 # can set other budgets per user.
 CHAT_USER_TOKENS_PER_DAY = _tokens("CHAT_USER_TOKENS_PER_DAY", default=None, ceiling=10**12)

@@ -235,17 +235,24 @@ class FakeOpenAI:
         if reply.status != 200:
             return _error(reply.status, reply.text or f"Fake error {reply.status}")
         model = str(body.get("model", "fake-model"))
+        # Each delta counts as one token: a reply longer than max_tokens ends at it.
+        deltas, finish_reason = _ceiling(reply.deltas(), body.get("max_tokens"))
         if body.get("stream"):
             asked = bool((body.get("stream_options") or {}).get("include_usage"))
-            usage = _usage(len(deltas := reply.deltas()), prompt=_prompt_tokens(body))
+            usage = _usage(len(deltas), prompt=_prompt_tokens(body))
             return await _stream(
-                request, reply, model, usage if asked and self.report_usage else None
+                request,
+                reply,
+                model,
+                usage if asked and self.report_usage else None,
+                deltas=deltas,
+                finish_reason=finish_reason,
             )
 
         await asyncio.sleep(reply.first_token_delay)
         if reply.cut_after is not None:
             return _cut(request)
-        deltas = reply.deltas()
+        text = "".join(deltas) if finish_reason == "length" else reply.text or "".join(deltas)
         return web.json_response(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -255,9 +262,9 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": reply.text or "".join(deltas)},
+                        "message": {"role": "assistant", "content": text},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": _usage(len(deltas), prompt=_prompt_tokens(body)),
@@ -325,8 +332,22 @@ def fake_embedding(text: str, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) ->
     return [v / norm for v in values]
 
 
+def _ceiling(deltas: tuple[str, ...], max_tokens: Any) -> tuple[tuple[str, ...], str]:
+    """The deltas sent under a request's max_tokens, and the finish reason: "length"
+    when they were cut at it, as OpenAI says."""
+    if isinstance(max_tokens, int) and 0 < max_tokens < len(deltas):
+        return deltas[:max_tokens], "length"
+    return deltas, "stop"
+
+
 async def _stream(
-    request: web.Request, reply: Reply, model: str, usage: dict[str, int] | None
+    request: web.Request,
+    reply: Reply,
+    model: str,
+    usage: dict[str, int] | None,
+    *,
+    deltas: tuple[str, ...],
+    finish_reason: str,
 ) -> web.StreamResponse:
     """Send `reply` as OpenAI-style SSE, flushing each chunk as it is written."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -354,7 +375,6 @@ async def _stream(
             await resp.write(f"{line}\n\n".encode())
         await resp.write_eof()
         return resp
-    deltas = reply.deltas()
     try:
         await asyncio.sleep(reply.first_token_delay)
         await resp.write(event({"role": "assistant", "content": ""}))
@@ -367,7 +387,7 @@ async def _stream(
             await resp.write(event({"content": delta}, x_sent_at=time.time()))
         if reply.cut_after is not None:
             return _cut(request, resp)
-        await resp.write(event({}, "stop"))
+        await resp.write(event({}, finish_reason))
         if usage is not None:
             usage_chunk = {
                 "id": completion_id,

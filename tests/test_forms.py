@@ -104,3 +104,59 @@ def test_offline_the_model_field_says_the_demo_model_answers(settings):
     form = RoomForm(data=room_data(model="anything"))
     assert form.is_valid()
     assert "offline demo model answers" in form.fields["model"].help_text
+
+
+# A room's spend limits: lower than the settings', or empty for theirs.
+
+
+def limits_form(**limits: str) -> RoomForm:
+    return RoomForm(data={"name": "Room", "system_prompt": "", **limits})
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("0", "A reply may take 1 to 4,096 tokens on this server."),
+        ("-5", "A reply may take 1 to 4,096 tokens on this server."),
+        ("4097", "A reply may take 1 to 4,096 tokens on this server."),
+        ("lots", "Enter a whole number."),
+        ("1.5", "Enter a whole number."),
+    ],
+)
+def test_a_reply_ceiling_outside_the_servers_is_refused_inline(settings, value, error):
+    settings.CHAT_MAX_REPLY_TOKENS, settings.CHAT_CONTEXT_TOKENS = 4096, 128_000
+    assert limits_form(max_reply_tokens=value).errors == {"max_reply_tokens": [error]}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "128001", "many"])
+def test_a_context_window_outside_the_servers_is_refused_inline(settings, value):
+    settings.CHAT_MAX_REPLY_TOKENS, settings.CHAT_CONTEXT_TOKENS = 4096, 128_000
+    errors = limits_form(context_tokens=value).errors
+    assert list(errors) == ["context_tokens"]
+
+
+def test_a_window_must_leave_room_for_a_prompt_beside_the_reply(settings):
+    settings.CHAT_MAX_REPLY_TOKENS, settings.CHAT_CONTEXT_TOKENS = 4096, 128_000
+    assert limits_form(context_tokens="4096").errors == {
+        "context_tokens": [
+            "The context window must be larger than the reply ceiling (4,096 tokens), "
+            "or no prompt fits."
+        ]
+    }
+    assert limits_form(context_tokens="4096", max_reply_tokens="1000").is_valid()
+
+
+def test_empty_limits_are_the_settings_and_lower_ones_are_kept(settings):
+    settings.CHAT_MAX_REPLY_TOKENS, settings.CHAT_CONTEXT_TOKENS = 4096, 128_000
+    empty = limits_form(max_reply_tokens="", context_tokens="")
+    assert empty.is_valid()
+    assert (empty.cleaned_data["max_reply_tokens"], empty.cleaned_data["context_tokens"]) == (
+        None,
+        None,
+    )
+    lower = limits_form(max_reply_tokens="512", context_tokens="16000")
+    assert lower.is_valid()
+    assert (lower.cleaned_data["max_reply_tokens"], lower.cleaned_data["context_tokens"]) == (
+        512,
+        16000,
+    )

@@ -189,3 +189,15 @@ async def test_one_connection_carries_successive_replies(model):
     assert await collect() == ["one"]
     assert await collect() == ["two"]
     assert model.connections == 1
+
+
+async def test_the_reply_ceiling_is_sent_and_a_reply_cut_by_it_says_so(model, settings):
+    settings.CHAT_MAX_REPLY_TOKENS = 4096
+    whole = llm.stream_reply(TURNS)
+    assert "".join([delta async for delta in whole]) == "Echo: Hi"
+    assert whole.finish_reason == "stop"
+    model.queue(Reply(chunks=("a", "b", "c", "d")))
+    cut = llm.stream_reply(TURNS, max_tokens=2)
+    assert [delta async for delta in cut] == ["a", "b"]
+    assert cut.finish_reason == "length"
+    assert [request["max_tokens"] for request in model.requests] == [4096, 2]

@@ -103,3 +103,25 @@ async def test_a_model_fault_counts_by_kind_and_the_reply_as_an_error(room_facto
     assert value("chat_replies_total", outcome="error") == failed + 1
     # No first token came.
     assert value("chat_replies_streaming") == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_tokens_are_counted_by_model_and_kind_as_the_server_reports_them(
+    room_factory, connect, model
+):
+    room = await sync_to_async(room_factory)()
+    prompt = value("chat_tokens_total", model="test-model", kind="prompt")
+    completion = value("chat_tokens_total", model="test-model", kind="completion")
+    model.queue(Reply("one two three four"))
+
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("count these words"))
+    await receive_until(tab, reply_finished)
+    await replies_finished()
+
+    # The tests' server reports the words sent and the chunks it streamed.
+    assert value("chat_tokens_total", model="test-model", kind="prompt") == prompt + 3
+    assert value("chat_tokens_total", model="test-model", kind="completion") == completion + 4
+    body = Client().get("/metrics").content.decode()
+    assert 'chat_tokens_total{kind="prompt",model="test-model"}' in body

@@ -1,8 +1,12 @@
 import asyncio
 
+import pytest
 import redis
+from asgiref.sync import sync_to_async
 
 from chat import ratelimit
+from tests.fakeopenai import Reply
+from tests.wsutil import action, messages_in, receive_until, reply_finished, send
 
 
 def hit(user_id: int) -> float:
@@ -28,3 +32,61 @@ def test_without_redis_one_process_counts_in_memory(settings):
     settings.CHAT_REDIS_PREFIX = "memory-test"
     assert hit(1) == 0.0
     assert hit(1) > 0
+
+
+# Every model call counts, not only a send.
+
+TOO_FAST = "You are sending messages too fast. Try again in"
+
+
+def too_fast(frame: str) -> bool:
+    return 'id="composer-answer"' in frame and "too fast" in frame
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_regenerate_counts_like_a_send(room_factory, connect, model, settings):
+    settings.CHAT_RATE_LIMIT = 2
+    model.queue(Reply("First."), Reply("Second."), Reply("Third."))
+    room = await sync_to_async(room_factory)(name="Counted")
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    await receive_until(tab, reply_finished)
+    await tab.send_to(text_data=action("regenerate"))
+    await receive_until(tab, reply_finished)
+
+    await tab.send_to(text_data=action("regenerate"))
+    notice = await receive_until(tab, too_fast)
+    assert TOO_FAST in notice[-1]
+    rows = await sync_to_async(list)(room.messages.values_list("role", "content"))
+    assert rows == [("user", "question"), ("assistant", "Second.")], "nothing changed"
+    assert len(model.requests) == 2, "the model was not called"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_continue_counts_like_a_send(room_factory, connect, model, settings):
+    settings.CHAT_RATE_LIMIT = 1
+    room = await sync_to_async(room_factory)(name="Counted", max_reply_tokens=2)
+    model.queue(Reply("cut off here"))
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("question"))
+    reply = messages_in((await receive_until(tab, reply_finished))[-1])[-1]
+
+    await tab.send_to(text_data=action("continue", message=str(reply.pk)))
+    assert TOO_FAST in (await receive_until(tab, too_fast))[-1]
+    assert len(model.requests) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_tax_law_question_counts_its_search_too(room_factory, connect, model, settings):
+    """A "!" question calls the embedding model and then the chat model: two calls."""
+    settings.CHAT_RATE_LIMIT = 1
+    room = await sync_to_async(room_factory)(name="Counted")
+    tab = await connect(f"/ws/chat/{room.pk}/")
+    await tab.send_to(text_data=send("!퇴직금의 소득 구분은?"))
+    notice = await receive_until(tab, too_fast)
+    assert TOO_FAST in notice[-1] and 'data-outcome="refused"' in notice[-1]
+    assert not await room.messages.aexists(), "nothing saved"
+    assert model.requests == [] and model.embedding_requests == []

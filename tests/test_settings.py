@@ -75,3 +75,28 @@ def test_sqlite_writes_ahead_syncs_at_checkpoints_and_keeps_its_connections(tmp_
     assert result.returncode == 0, result.stderr
     # NORMAL is 1; connections are kept, or the last one to close checkpoints the log.
     assert result.stdout.split() == ["wal", "1", "None"]
+
+
+def test_spend_limits_out_of_range_are_refused_at_start_with_what_is_allowed():
+    cases = {
+        "CHAT_MAX_REPLY_TOKENS": ("lots", "must be a whole number of tokens, not 'lots'"),
+        "CHAT_CONTEXT_TOKENS": ("0", "CHAT_CONTEXT_TOKENS must be between 1 and 10,000,000, not 0"),
+        "CHAT_SIGNUP": ("maybe", "CHAT_SIGNUP must be open or closed, not 'maybe'"),
+    }
+    for name, (value, message) in cases.items():
+        result = manage("check", env={name: value})
+        assert result.returncode != 0, name
+        assert message in result.stderr, result.stderr
+
+
+def test_a_reply_ceiling_that_fills_the_context_window_is_refused():
+    env = {"CHAT_MAX_REPLY_TOKENS": "8000", "CHAT_CONTEXT_TOKENS": "8000"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "CHAT_CONTEXT_TOKENS (8,000) must be larger than CHAT_MAX_REPLY_TOKENS" in result.stderr
+
+
+def test_spend_limits_within_range_start():
+    env = {"CHAT_MAX_REPLY_TOKENS": "512", "CHAT_CONTEXT_TOKENS": "8192", "CHAT_SIGNUP": "closed"}
+    result = manage("check", env=env)
+    assert result.returncode == 0, result.stderr

@@ -550,3 +550,21 @@ def test_the_edit_form_sets_who_the_ai_answers(client, room_factory):
         **HTMX,
     )
     assert "Select a valid choice" in bad.content.decode()
+
+
+def test_a_bad_spend_limit_is_shown_inline_and_nothing_is_saved(client, room_factory, settings):
+    settings.CHAT_MAX_REPLY_TOKENS = 4096
+    room = room_factory(name="Room")
+    url = reverse("chat:room_edit", args=[room.pk])
+    data = {"name": "Renamed", "system_prompt": "", "max_reply_tokens": "0"}
+    response = client.post(url, data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="id_max_reply_tokens_error"' in html
+    assert "A reply may take 1 to 4,096 tokens on this server." in html
+    room.refresh_from_db()
+    assert (room.name, room.max_reply_tokens) == ("Room", None)
+
+    client.post(url, data | {"max_reply_tokens": "256", "context_tokens": "8000"})
+    room.refresh_from_db()
+    assert (room.name, room.max_reply_tokens, room.context_tokens) == ("Renamed", 256, 8000)

@@ -1,6 +1,7 @@
 """What a tab may ask of a room's turns: send, edit, regenerate, continue, stop, cancel.
 
-Each runs at the moment of the action: the rate limit and the drain first, then
+Each runs at the moment of the action: the rate limit (every model call counts,
+a "!" question's search too) and the drain first, then
 one transition of chat.turns.claims, which checks the user's authority and
 reads the room's settings in its own transaction; then the supervisor runs the
 turn it claimed. When nothing changed, each raises a chat.turns.refusals.Refused
@@ -14,7 +15,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
 
-from chat import ratelimit, selectors, shutdown
+from chat import rag, ratelimit, selectors, shutdown
 from chat.broadcast import reply_stop
 from chat.models import Message
 from chat.turns import claims, supervisor
@@ -37,8 +38,7 @@ async def message_send(
     """
     if client_id is not None and (sent := await _sent(room_id, author.pk, client_id)):
         return sent
-    if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
-        raise RateLimited(retry_after)
+    await _rate_check(user_id=author.pk, content=content)
     try:
         room, message, reply = await database_sync_to_async(claims.claim)(
             room_id=room_id,
@@ -60,6 +60,19 @@ async def message_send(
     return message
 
 
+async def _rate_check(*, user_id: int, content: str) -> None:
+    """Count the model calls answering `content` takes: the reply, and a "!"
+    question's embedding. Raises RateLimited when over the limit."""
+    calls = 1 + rag.question_searches(content=content)
+    if retry_after := await ratelimit.message_rate_hit(user_id=user_id, calls=calls):
+        raise RateLimited(retry_after)
+
+
+@database_sync_to_async
+def _last_question(room_id: int) -> str:
+    return selectors.room_last_question(room_id=room_id)
+
+
 @database_sync_to_async
 def _sent(room_id: int, author_id: int, client_id: uuid.UUID) -> Message | None:
     return selectors.message_by_client_id(room_id=room_id, author_id=author_id, client_id=client_id)
@@ -72,8 +85,7 @@ async def message_edit(
     when it is addressed to the AI; returns the reply being written, if any."""
     if shutdown.draining():
         raise ServerRestarting
-    if retry_after := await ratelimit.message_rate_hit(user_id=author.pk):
-        raise RateLimited(retry_after)
+    await _rate_check(user_id=author.pk, content=content)
     room, reply = await database_sync_to_async(claims.edit)(
         room_id=room_id, user_id=author.pk, message_id=message_id, content=content
     )
@@ -86,6 +98,7 @@ async def reply_regenerate(*, room_id: int, user: AbstractBaseUser) -> Message:
     """Write the room's last reply again (also the Retry after an error)."""
     if shutdown.draining():
         raise ServerRestarting
+    await _rate_check(user_id=user.pk, content=await _last_question(room_id))
     room, reply = await database_sync_to_async(claims.restart)(room_id=room_id, user_id=user.pk)
     supervisor.turn_start(room=room, reply=reply)
     return reply
@@ -95,6 +108,7 @@ async def reply_continue(*, room_id: int, user: AbstractBaseUser, message_id: in
     """Carry an interrupted or stopped reply, the room's last message, on from its text."""
     if shutdown.draining():
         raise ServerRestarting
+    await _rate_check(user_id=user.pk, content=await _last_question(room_id))
     room, reply = await database_sync_to_async(claims.resume)(
         room_id=room_id, user_id=user.pk, message_id=message_id
     )

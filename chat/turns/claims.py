@@ -153,23 +153,26 @@ def edit(
 
 
 def resume(*, room_id: int, user_id: int, message_id: int) -> tuple[Room, Message]:
-    """An interrupted or stopped reply, the room's last message, streams again from its text."""
+    """An interrupted or stopped reply, or one cut at the reply ceiling, the room's last
+    message, streams again from its text."""
     try:
         with transaction.atomic():
             room = room_for_action(room_id=room_id, user_id=user_id)
             newer = Message.objects.filter(room=room, pk__gt=OuterRef("pk"))
             resumed = (
                 Message.objects.filter(
+                    Q(status__in=[Message.Status.INTERRUPTED, Message.Status.STOPPED])
+                    | Q(status=Message.Status.COMPLETE, length_limited=True),
                     pk=message_id,
                     room=room,
                     role=Message.Role.ASSISTANT,
-                    status__in=[Message.Status.INTERRUPTED, Message.Status.STOPPED],
                 )
                 .filter(~Exists(newer))
                 .update(
                     status=Message.Status.STREAMING,
                     owner=leases.PROCESS_ID,
                     error="",
+                    length_limited=None,
                     seq=F("seq") + 1,
                     updated_at=timezone.now(),
                 )
@@ -272,6 +275,7 @@ def _restarted(reply: Message) -> bool:
             model="",
             prompt_tokens=None,
             completion_tokens=None,
+            length_limited=None,
             seq=F("seq") + 1,
             updated_at=timezone.now(),
         )

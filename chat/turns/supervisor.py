@@ -5,7 +5,8 @@ so it goes on when the sender's tab closes. Read top to bottom, a turn is
 
     start    listen for Stop, before anything else (chat.turns.stop)
     history  the room as stored now (prompt, model) and the conversation before the reply
-    rag      a "!" question's documents (chat.rag)
+    rag      a "!" question's documents (chat.rag), then all of it fitted to the
+             room's context window (chat.limits)
     stream   the model's answer, coalesced, broadcast and saved (chat.replies)
     end      the final state saved with a conditional UPDATE, then broadcast
     advance  the room's next queued question claimed and started
@@ -23,7 +24,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.utils.translation import gettext_noop
 
-from chat import faults, llm, observability, rag, replies, roomlist, selectors, shutdown
+from chat import faults, limits, llm, observability, rag, replies, roomlist, selectors, shutdown
 from chat.models import Message, Room
 from chat.turns import claims
 from chat.turns.stop import Stopped, StopSignal
@@ -116,7 +117,8 @@ async def _turn(*, room_id: int, reply: Message, continuing: bool, stop: StopSig
 
 async def _history(*, room: Room, reply: Message, continuing: bool) -> list[llm.ChatTurn]:
     """What the model is sent: the room's prompt and conversation, a "!" question's
-    documents (kept on the reply as its sources), or the text to carry on."""
+    documents (kept on the reply as its sources), or the text to carry on; the
+    oldest messages left out until it fits the room's context window."""
     faults.fault_point("history")
     turns = await database_sync_to_async(selectors.room_history)(room=room, before=reply)
     faults.fault_point("rag")
@@ -129,7 +131,10 @@ async def _history(*, room: Room, reply: Message, continuing: bool) -> list[llm.
     elif sources:
         reply.sources = sources
         await Message.objects.filter(pk=reply.pk).aupdate(sources=reply.sources)
-    return turns
+    budget = limits.limits_prompt_budget(room=room)
+    # Carrying a reply on, its text so far and the instruction to go on are the newest turns.
+    keep = 2 if continuing and reply.content else 1
+    return limits.context_fit(turns=turns, budget=budget, keep=keep)
 
 
 async def _end(*, room: Room, reply: Message) -> None:

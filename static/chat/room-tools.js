@@ -1,5 +1,5 @@
 // The room page's tools beside the chat itself: the Edit control on one's own
-// last message, the message a search result opened, the header's menu on a phone,
+// last message, the divider where the model's memory begins, the message a search result opened, the header's menu on a phone,
 // and the way back from a room that is gone.
 (function () {
   "use strict";
@@ -24,6 +24,32 @@
   // Whole fragments only: a streaming reply's deltas never change whose message is last.
   document.addEventListener("htmx:wsAfterMessage", showEdit);
   document.addEventListener("htmx:afterSwap", showEdit);
+
+  // Where the model's memory begins: one divider, before the oldest message the
+  // next request still sends (#context-start, updated with each reply's end).
+  // None when that message is not on the page: everything shown is sent.
+  function placeDivider() {
+    const list = messages();
+    const marker = document.getElementById("context-start");
+    if (!list || !marker) return;
+    const start = marker.dataset.message && document.getElementById("message-" + marker.dataset.message);
+    const dividers = [...list.querySelectorAll(".context-divider")];
+    let divider = dividers.shift();
+    for (const extra of dividers) extra.remove();
+    if (!start) {
+      if (divider) divider.remove();
+      return;
+    }
+    if (!divider) {
+      divider = document.createElement("p");
+      divider.className = "context-divider";
+      divider.setAttribute("role", "note");
+      divider.textContent = list.dataset.contextLabel;
+    }
+    if (divider.nextElementSibling !== start) start.before(divider);
+  }
+  document.addEventListener("htmx:wsAfterMessage", placeDivider);
+  document.addEventListener("htmx:afterSwap", placeDivider);
 
   // Esc closes an open Edit form and puts the focus back on its toggle.
   document.addEventListener("keydown", (event) => {
