@@ -31,6 +31,11 @@ QUESTIONS_QUEUED = Gauge("chat_questions_queued", "Questions waiting for their r
 FRAMES_SENT = Counter("chat_frames_sent", "Websocket frames sent to tabs.")
 REPLIES = Counter("chat_replies", "Replies finished, by outcome.", ["outcome"])
 MODEL_ERRORS = Counter("chat_model_errors", "Model faults, by kind.", ["kind"])
+BUDGET_REFUSALS = Counter(
+    "chat_budget_refusals",
+    "Replies not started for a spent budget (day, month: the asker's; room), by budget.",
+    ["budget"],
+)
 # Fan-out (chat/outbox.py, chat/layers.py).
 VERSIONS_SKIPPED = Counter(
     "chat_versions_skipped", "Message versions a slow tab skipped for a newer one."
