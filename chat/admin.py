@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from chat.budget_admin import SpendingColumns
 from chat.models import Message, Room, TaxLawDocument
 
 
@@ -20,8 +21,18 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
-    list_display = ["name", "model", "temperature", "created_at", "updated_at"]
+class RoomAdmin(SpendingColumns, admin.ModelAdmin):
+    charge_field = "room_id"
+    list_display = [
+        "name",
+        "model",
+        "temperature",
+        "monthly_token_budget",
+        "spent_today",
+        "spent_this_month",
+        "created_at",
+        "updated_at",
+    ]
     search_fields = ["name", "system_prompt"]
     inlines = [MessageInline]
 

@@ -32,6 +32,7 @@ from chat import (
     shutdown,
 )
 from chat.broadcast import room_group
+from chat.budget_socket import BudgetNotices
 from chat.forms import MessageForm
 from chat.frames import as_id, as_uuid, key_pk, language, parse
 from chat.models import Room
@@ -60,7 +61,7 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
 
-class ChatConsumer(RoomPresence, RoomSync, AsyncWebsocketConsumer):
+class ChatConsumer(RoomPresence, RoomSync, BudgetNotices, AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]

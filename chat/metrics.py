@@ -35,6 +35,11 @@ MODEL_ERRORS = Counter("chat_model_errors", "Model faults, by kind.", ["kind"])
 TOKENS = Counter(
     "chat_tokens", "Tokens the model server reported, by model and kind.", ["model", "kind"]
 )
+BUDGET_REFUSALS = Counter(
+    "chat_budget_refusals",
+    "Replies not started for a spent budget (day, month: the asker's; room), by budget.",
+    ["budget"],
+)
 # Fan-out (chat/outbox.py, chat/layers.py).
 VERSIONS_SKIPPED = Counter(
     "chat_versions_skipped", "Message versions a slow tab skipped for a newer one."

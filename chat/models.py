@@ -76,6 +76,10 @@ class Room(TimestampedModel):
             "messages are left out to fit. Empty: the server's window."
         ),
     )
+    # Tokens the room's replies may spend a calendar month (UTC); None: no budget (chat.budgets).
+    monthly_token_budget = models.PositiveBigIntegerField(
+        _("monthly token budget"), null=True, blank=True
+    )
 
     # Counts the changes to the room's messages its tabs are told of; each message
     # keeps the count of its last change, so a reconnecting tab asks for what
@@ -139,6 +143,11 @@ class Message(TimestampedModel):
     # The id the page gave a user message when it sent it: a repeated send (a
     # double Enter, a resend after a lost answer) is saved once, in any process.
     client_id = models.UUIDField(null=True, blank=True, editable=False)
+    # A question the AI skipped because a budget was spent ("day", "month", "room"):
+    # nullable with no default, so SQLite adds the column without copying the table.
+    skipped_for = models.CharField(  # noqa: DJ001 (null: see above)
+        max_length=10, null=True, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ["pk"]
@@ -206,6 +215,8 @@ class ProcessLease(models.Model):
         return self.process
 
 
-# The documents "!" questions and the search page draw on; a module of their own,
-# as their storage depends on the database backend.
+# Modules of their own: token budgets and the ledger of what replies spent
+# (chat.budgets); the documents "!" questions and the search page draw on, as
+# their storage depends on the database backend.
+from chat.budget_models import Charge, UserBudget  # noqa: E402, F401
 from chat.documents import TaxLawDocument  # noqa: E402, F401

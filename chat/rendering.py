@@ -40,6 +40,14 @@ MESSAGE_LABELS = {
     "edit": gettext_lazy("Edit"),
     "edited_message": gettext_lazy("Edited message"),
     "save_and_resend": gettext_lazy("Save and resend"),
+    # A question the AI skipped (Message.skipped_for, chat.budgets).
+    "skipped_day": gettext_lazy("The AI did not answer: the asker's daily token budget ran out."),
+    "skipped_month": gettext_lazy(
+        "The AI did not answer: the asker's monthly token budget ran out."
+    ),
+    "skipped_room": gettext_lazy(
+        "The AI did not answer: this room's monthly token budget ran out."
+    ),
 }
 # Stand-ins no message text can contain: the nonce is this process's own. A
 # label with values carries them as JSON: {% label "tokens" total=12 %}.

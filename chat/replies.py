@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import faults, limits, llm, metrics, observability, rendering, shutdown, usage
+from chat import budgets, faults, limits, llm, metrics, observability, rendering, shutdown, usage
 from chat.broadcast import (
     delta_send,
     message_key,
@@ -259,6 +259,8 @@ class _ReplyStream:
         # that was away when it came finds it on catching up.
         faults.fault_point("finish")
         with transaction.atomic():
+            # Settled whether or not the row is still ours: a deleted reply spent too.
+            budgets.charge_settle(reply=self.reply)
             if not self._mine().update(**self._fields(final=True)):
                 return False
             self.reply.version = room_version_bump(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views
+from chat import budget_views, views
 
 app_name = "chat"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.room_delete, name="room_delete"),
     path("<int:pk>/messages/", views.room_messages_earlier, name="room_messages_earlier"),
     path("<int:pk>/export/", views.room_export, name="room_export"),
+    path("<int:pk>/budget/", budget_views.room_budget, name="room_budget"),
     path("search/", views.message_search, name="search"),
     path("<int:pk>/members/", views.room_member_add, name="room_member_add"),
     path(

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
+from chat.budget_models import Charge, month_start
 from chat.models import Message, Room
 
 PER = Decimal(1_000_000)  # prices are per million tokens
@@ -36,6 +38,15 @@ def reply_cost(*, reply: Message) -> Decimal | None:
 
 
 @dataclass(frozen=True)
+class Share:
+    """What one person's questions cost the room this month (chat.budgets' charges)."""
+
+    name: str
+    tokens: int
+    cost: Decimal | None  # None unless every model charged has a price
+
+
+@dataclass(frozen=True)
 class RoomUsage:
     replies: int  # finished replies
     unknown: int  # of which the server reported no usage
@@ -43,6 +54,10 @@ class RoomUsage:
     completion_tokens: int
     # None unless every counted reply's model has a price.
     cost: Decimal | None
+    # This month (UTC), from the charges: each person's share, the total and the budget.
+    shares: tuple[Share, ...] = ()
+    month_tokens: int = 0
+    month_budget: int | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -76,10 +91,42 @@ def room_usage(*, room: Room) -> RoomUsage:
                 model=row["model"], prompt_tokens=prompt, completion_tokens=completion
             )
             cost = None if part is None else cost + part
+    shares = room_shares(room=room)
     return RoomUsage(
         replies=replies,
         unknown=unknown,
         prompt_tokens=prompt_total,
         completion_tokens=completion_total,
         cost=cost if prompt_total + completion_total else None,
+        shares=shares,
+        month_tokens=sum(share.tokens for share in shares),
+        month_budget=room.monthly_token_budget,
+    )
+
+
+def room_shares(*, room: Room) -> tuple[Share, ...]:
+    """Each person's share of the room's tokens this month, the largest first;
+    reservations of replies in progress count until they end."""
+    rows = (
+        Charge.objects.filter(room=room, at__gte=month_start(timezone.now()))
+        .values("user__username", "model")
+        .annotate(
+            tokens=Sum("tokens"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+        )
+        .order_by()
+    )
+    tokens: dict[str, int] = {}
+    costs: dict[str, Decimal | None] = {}
+    for row in rows:
+        # A deleted account's charges stay the room's.
+        name = row["user__username"] or "—"
+        tokens[name] = tokens.get(name, 0) + row["tokens"]
+        part = price_cost(
+            model=row["model"], prompt_tokens=row["prompt"], completion_tokens=row["completion"]
+        )
+        before = costs.get(name, Decimal(0))
+        costs[name] = None if part is None or before is None else before + part
+    return tuple(
+        Share(name=name, tokens=total, cost=costs[name])
+        for name, total in sorted(tokens.items(), key=lambda item: (-item[1], item[0]))
     )

@@ -16,6 +16,7 @@ from django_htmx.middleware import HtmxDetails
 
 from chat import export, limits, rag, selectors, services, signups, usage
 from chat import search as chat_search
+from chat.budget_views import budget_context
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
 from chat.models import Room
@@ -246,7 +247,7 @@ def _edit_context(room: Room, *, form: RoomForm, member_form: MemberForm | None 
         "form": form,
         "member_form": member_form or MemberForm(),
         "members": selectors.room_members(room=room),
-    }
+    } | budget_context(room=room)
 
 
 def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResponse:

@@ -12,7 +12,8 @@ starts anything: chat.turns.supervisor runs what these claim.
 - end_stale: streaming replies nobody is writing any more, marked as ended.
 
 The placeholder claims the room: a second streaming reply fails the
-one_streaming_reply_per_room constraint, in any process.
+one_streaming_reply_per_room constraint, in any process. Each claim of a reply
+also reserves its cost in the budgets (chat.budgets), in the same transaction.
 """
 
 import math
@@ -25,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from chat import faults, leases, roomlist, selectors
+from chat import budgets, faults, leases, roomlist, selectors
 from chat.authority import room_for_action
 from chat.broadcast import message_broadcast_on_commit, queue_changed_on_commit
 from chat.models import Message, Room
@@ -55,8 +56,17 @@ def claim(
                         room=room, author_id=author_id, content=content, client_id=client_id
                     )
                     reply = _placeholder(room=room)
+                    budgets.charge_reserve(room=room, reply=reply, asker_id=author_id)
             except IntegrityError:
                 pass  # a reply is streaming: wait behind it
+            except budgets.Spent as spent:
+                # People can still talk: the question is saved and shown, unanswered.
+                message = _question(
+                    room=room, author_id=author_id, content=content, client_id=client_id
+                )
+                budgets.question_skip(question=message, spent=spent)
+                message_broadcast_on_commit(message)
+                return room, message, None
             else:
                 message_broadcast_on_commit(message, reply)
                 return room, message, reply
@@ -74,7 +84,8 @@ def claim(
 
 
 def claim_next(*, room_id: int) -> tuple[Room, Message] | None:
-    """Claim the room for its oldest queued question, if the room is free."""
+    """Claim the room for its oldest queued question, if the room is free. A question
+    whose asker's budget (or the room's) is spent is skipped, and the next one tried."""
     faults.fault_point("claim")
     try:
         with transaction.atomic():
@@ -82,25 +93,35 @@ def claim_next(*, room_id: int) -> tuple[Room, Message] | None:
             room = Room.objects.select_for_update().filter(pk=room_id).first()
             if room is None or room.messages.filter(status=Message.Status.STREAMING).exists():
                 return None
-            waiting = room.messages.filter(status=Message.Status.QUEUED).order_by("pk").first()
-            if waiting is None:
+            queued = room.messages.filter(status=Message.Status.QUEUED).order_by("pk")
+            if (waiting := queued.first()) is None:
                 return None
-            # Answered now, so it moves to the end of the conversation, just
-            # before its reply: the page and the model see question, then answer.
-            waiting.delete()
-            question = _question(
-                room=room,
-                author_id=waiting.author_id,
-                content=waiting.content,
-                client_id=waiting.client_id,
-            )
-            reply = _placeholder(room=room)
-            message_broadcast_on_commit(question, reply)
             queue_changed_on_commit(room_id=room_id)
             roomlist.room_changed_on_commit(room=room)
+            while waiting is not None:
+                # Answered now, so it moves to the end of the conversation, just
+                # before its reply: the page and the model see question, then answer.
+                waiting.delete()
+                question = _question(
+                    room=room,
+                    author_id=waiting.author_id,
+                    content=waiting.content,
+                    client_id=waiting.client_id,
+                )
+                try:
+                    with transaction.atomic():
+                        reply = _placeholder(room=room)
+                        budgets.charge_reserve(room=room, reply=reply, asker_id=question.author_id)
+                except budgets.Spent as spent:
+                    budgets.question_skip(question=question, spent=spent)
+                    message_broadcast_on_commit(question)
+                    waiting = queued.first()
+                    continue
+                message_broadcast_on_commit(question, reply)
+                return room, reply
     except IntegrityError:
         return None  # another process started a reply first
-    return room, reply
+    return None  # every question waiting was skipped
 
 
 def restart(*, room_id: int, user_id: int) -> tuple[Room, Message]:
@@ -114,6 +135,7 @@ def restart(*, room_id: int, user_id: int) -> tuple[Room, Message]:
                 raise refusals.NothingToRegenerate
             if not _restarted(last):
                 raise refusals.RoomBusy
+            _reserve(room=room, reply=last, user_id=user_id)
             message_broadcast_on_commit(last)
     except IntegrityError as exc:
         raise refusals.RoomBusy from exc
@@ -143,9 +165,11 @@ def edit(
             elif not _restarted(reply):
                 raise refusals.BusyEditing
             Message.objects.filter(pk=message.pk).update(
-                content=content, seq=F("seq") + 1, updated_at=timezone.now()
+                content=content, seq=F("seq") + 1, updated_at=timezone.now(), skipped_for=None
             )
             message.refresh_from_db()
+            if reply is not None:
+                _reserve(room=room, reply=reply, user_id=user_id)
             message_broadcast_on_commit(*(m for m in (message, reply) if m is not None))
     except IntegrityError as exc:
         raise refusals.BusyEditing from exc
@@ -180,6 +204,7 @@ def resume(*, room_id: int, user_id: int, message_id: int) -> tuple[Room, Messag
             if not resumed:
                 raise refusals.NothingToContinue
             reply = Message.objects.get(pk=message_id)
+            _reserve(room=room, reply=reply, user_id=user_id)
             message_broadcast_on_commit(reply)
     except IntegrityError as exc:
         raise refusals.RoomBusy from exc
@@ -226,7 +251,9 @@ def end_stale(*, rows: Collection[tuple[int, datetime | None]], error: str) -> i
                 updated_at=timezone.now(),
             ):
                 continue  # another process got there first, or the turn is alive
-            message_broadcast_on_commit(Message.objects.get(pk=pk))
+            reply = Message.objects.get(pk=pk)
+            budgets.charge_settle(reply=reply)
+            message_broadcast_on_commit(reply)
             ended += 1
     return ended
 
@@ -256,6 +283,17 @@ def _placeholder(*, room: Room) -> Message:
         status=Message.Status.STREAMING,
         owner=leases.PROCESS_ID,
     )
+
+
+def _reserve(*, room: Room, reply: Message, user_id: int) -> None:
+    """Reserve the reply's cost, charged to its question's asker; BudgetSpent, to the
+    user who asked for it (the transaction then undoes the claim), when it does not fit."""
+    question = budgets.question_of(reply=reply)
+    asker_id = question.author_id if question is not None else None
+    try:
+        budgets.charge_reserve(room=room, reply=reply, asker_id=asker_id)
+    except budgets.Spent as spent:
+        raise refusals.BudgetSpent(spent, own=asker_id == user_id) from spent
 
 
 def _restarted(reply: Message) -> bool:

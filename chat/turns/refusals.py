@@ -9,6 +9,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
+from chat import budgets
+
 
 class Refused(Exception):
     message: Any = ""
@@ -80,3 +82,14 @@ class NotStreaming(Refused):
 
 class NotQueued(Refused):
     message = _("That question is not waiting any more.")
+
+
+class BudgetSpent(Refused):
+    """Regenerate, Continue or Edit, when the reply's reservation does not fit a budget."""
+
+    def __init__(self, spent: budgets.Spent, *, own: bool) -> None:
+        super().__init__()
+        self.spent, self.own = spent, own
+
+    def text(self) -> str:
+        return self.spent.text(own=self.own)
