@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, selectors, services, usage
+from chat import export, feedback, invites, rag, reactions, selectors, services, signups, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
-from chat.forms import MemberForm, MessageForm, RoomForm
-from chat.models import Room
+from chat.forms import InviteForm, MemberForm, MessageForm, RoomForm
+from chat.models import Message, Room
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -51,12 +51,14 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
     services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
+    page = page or selectors.room_messages_page(room=room)
     return render(
         request,
         "chat/room_detail.html",
         {
+            **_extras(request, page.messages),
             "room": room,
-            "page": page or selectors.room_messages_page(room=room),
+            "page": page,
             "found": found if page else None,
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
@@ -105,7 +107,8 @@ def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         return HttpResponseBadRequest("?before=<message id> is required")
     page = selectors.room_messages_page(room=room, before=before)
-    return render(request, "chat/room_detail.html#page", {"room": room, "page": page})
+    context = {**_extras(request, page.messages), "room": room, "page": page}
+    return render(request, "chat/room_detail.html#page", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -196,9 +199,16 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    if not signups.signup_open(request=request):
+        # Nothing is created: accounts come from the administrator, or an invite link.
+        status = 403 if request.method == "POST" else 200
+        return render(request, "registration/signup_closed.html", status=status)
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.save())
+        # Signed up through an invite link: its room, joined.
+        if token := invites.invite_remembered(request=request):
+            return redirect("chat:invite_open", token=token)
         return redirect("chat:room_list")
     return render(request, "registration/signup.html", {"form": form})
 
@@ -213,6 +223,15 @@ async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
         template = "chat/taxlaw_document_list.html"
     loaded = await TaxLawDocument.objects.aexists()
     return render(request, template, {"search": search, "loaded": loaded})
+
+
+def _extras(request: HtmxHttpRequest, shown: list[Message]) -> dict:
+    """What a page shows beside its messages: reactions, and this reader's feedback."""
+    ids = [message.pk for message in shown]
+    return {
+        "reactions": reactions.reactions_by_message(message_ids=ids),
+        "feedback": feedback.feedback_by_reader(user=request.user, message_ids=ids),
+    }
 
 
 def _as_id(value: str | None) -> int | None:
@@ -240,6 +259,8 @@ def _edit_context(room: Room, *, form: RoomForm, member_form: MemberForm | None 
         "form": form,
         "member_form": member_form or MemberForm(),
         "members": selectors.room_members(room=room),
+        "invite_form": InviteForm(),
+        "invite_links": invites.invite_links(room=room),
     }
 
 
