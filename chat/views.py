@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -205,11 +207,24 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "registration/signup_closed.html", status=status)
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        login(request, form.save())
-        # Signed up through an invite link: its room, joined.
-        if token := invites.invite_remembered(request=request):
-            return redirect("chat:invite_open", token=token)
-        return redirect("chat:room_list")
+        token = invites.invite_remembered(request=request)
+        if settings.CHAT_SIGNUP == "open" or token is None:
+            login(request, form.save())
+            # Signed up after opening an invite link: its room, joined.
+            return (
+                redirect("chat:invite_open", token=token) if token else redirect("chat:room_list")
+            )
+        # Closed: an account is made only together with a use of the link that allowed it.
+        try:
+            with transaction.atomic():
+                user = form.save()
+                room = invites.invite_accept(token=token, user=user)
+        except invites.InviteRefused as refused:
+            context = {"refused": refused.text()}
+            return render(request, "chat/invite.html", context, status=refused.status)
+        invites.invite_forget(request=request)
+        login(request, user)
+        return redirect(room)
     return render(request, "registration/signup.html", {"form": form})
 
 

@@ -189,12 +189,31 @@ def test_signed_out_the_link_goes_through_sign_up_even_when_it_is_closed(room, u
     response = browser.post(
         "/accounts/signup/", {"username": "dora", "password1": PASSWORD, "password2": PASSWORD}
     )
-    assert response.status_code == 302 and response["Location"] == link(invite)
-    response = browser.get(response["Location"])
-    assert response["Location"] == f"/chat/{room.pk}/"
+    assert response.status_code == 302 and response["Location"] == f"/chat/{room.pk}/"
     dora = get_user_model().objects.get(username="dora")
     assert room.members.filter(pk=dora.pk).exists()
     assert browser.get(f"/chat/{room.pk}/").status_code == 200
+
+
+def test_while_sign_up_is_closed_a_one_use_link_makes_one_account(room, user, settings):
+    settings.CHAT_SIGNUP = "closed"
+    invite = invites.invite_create(room=room, created_by=user, allows_signup=True, max_uses=1)
+    first, second = Client(), Client()
+    for browser in (first, second):
+        browser.get(link(invite))
+    response = first.post(
+        "/accounts/signup/", {"username": "dora", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert response["Location"] == f"/chat/{room.pk}/"
+    # The link is used up: the other visitor, and dora's session again, make nothing.
+    for browser, name in ((second, "fred"), (first, "gina")):
+        response = browser.post(
+            "/accounts/signup/", {"username": name, "password1": PASSWORD, "password2": PASSWORD}
+        )
+        assert response.status_code == 403
+    assert not get_user_model().objects.filter(username__in=["fred", "gina"]).exists()
+    invite.refresh_from_db()
+    assert invite.uses == 1 and room.members.count() == 1
 
 
 def test_a_link_without_sign_up_leaves_closed_sign_up_closed(room, user, settings):
