@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from chat.budget_admin import SpendingColumns
-from chat.models import Message, Room, TaxLawDocument
+from chat.models import Feedback, Invite, Message, Room, TaxLawDocument
 
 
 class MessageInline(admin.TabularInline):
@@ -37,6 +39,29 @@ class RoomAdmin(SpendingColumns, admin.ModelAdmin):
     inlines = [MessageInline]
 
 
+class FeedbackFilter(admin.SimpleListFilter):
+    """Replies by the feedback readers gave them: "Not helpful" lists those to look at."""
+
+    title = _("feedback")
+    parameter_name = "feedback"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return list(Feedback.Rating.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in Feedback.Rating.values:
+            return queryset
+        given = Feedback.objects.filter(message=OuterRef("pk"), rating=self.value())
+        return queryset.filter(Exists(given))
+
+
+class FeedbackInline(admin.TabularInline):
+    model = Feedback
+    extra = 0
+    fields = ["user", "rating", "comment", "updated_at"]
+    readonly_fields = ["user", "rating", "comment", "updated_at"]
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = [
@@ -48,9 +73,28 @@ class MessageAdmin(admin.ModelAdmin):
         "completion_tokens",
         "created_at",
     ]
-    list_filter = ["role", "status"]
+    list_filter = ["role", "status", FeedbackFilter]
     search_fields = ["content"]
     raw_id_fields = ["room"]
+    inlines = [FeedbackInline]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ["pk", "message", "user", "rating", "comment", "updated_at"]
+    list_filter = ["rating"]
+    raw_id_fields = ["message", "user"]
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ["pk", "room", "created_by", "expires_at", "uses", "max_uses", "revoked_at"]
+    fields = ["room", "created_by", "expires_at", "max_uses", "uses", "allows_signup", "revoked_at"]
+    readonly_fields = ["room", "created_by", "uses"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A link is made in the room's Edit and share, which gives it its key.
+        return False
 
 
 @admin.register(TaxLawDocument)

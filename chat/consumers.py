@@ -27,6 +27,7 @@ from chat import (
     lifecycle,
     metrics,
     presence,
+    reactions,
     rendering,
     selectors,
     shutdown,
@@ -189,6 +190,10 @@ class ChatConsumer(RoomPresence, RoomSync, BudgetNotices, AsyncWebsocketConsumer
             await self._presence_join()
         elif action == "cancel":
             await actions.queue_cancel(room_id=room_id, user=user, message_id=message_id or 0)
+        elif action == "react":
+            await reactions.reaction_toggle(
+                room_id=room_id, user=user, message_id=message_id, emoji=frame.get("emoji")
+            )
         elif action == "typing":
             await presence.typing_send(room_id=room_id, user=user)
         elif "action" in frame:

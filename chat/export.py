@@ -5,7 +5,7 @@ from typing import Any
 
 from django.utils.text import slugify
 
-from chat import llm, usage
+from chat import feedback, llm, usage
 from chat.models import Message, Room
 
 FORMATS = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -42,6 +42,7 @@ def answered_by(*, room: Room, messages: list[Message]) -> list[str]:
 
 
 def room_json(*, room: Room, messages: list[Message]) -> str:
+    given = feedback.feedback_by_message(message_ids=[message.pk for message in messages])
     data = {
         "room": {
             "id": room.pk,
@@ -52,9 +53,17 @@ def room_json(*, room: Room, messages: list[Message]) -> str:
             "answered_by": answered_by(room=room, messages=messages),
             "temperature": room.temperature,
         },
-        "messages": [message_data(message) for message in messages],
+        "messages": [
+            message_data(message) | _feedback(message, given.get(message.pk, []))
+            for message in messages
+        ],
     }
     return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def _feedback(message: Message, given: list[dict[str, str]]) -> dict[str, Any]:
+    """A reply's feedback, each reader's rating ("up" or "down") and comment."""
+    return {"feedback": given} if message.role == Message.Role.ASSISTANT else {}
 
 
 def room_markdown(*, room: Room, messages: list[Message]) -> str:

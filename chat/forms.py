@@ -7,7 +7,7 @@ from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from chat import llm
-from chat.models import Message, Room
+from chat.models import Feedback, Message, Room
 
 
 class RoomForm(forms.ModelForm):
@@ -165,3 +165,33 @@ class MemberForm(forms.Form):
     """Share a room with another user."""
 
     username = forms.CharField(label=_("Username"), max_length=150)
+
+
+class InviteForm(forms.Form):
+    """An invite link's expiry, uses and whether it may create accounts (chat.invites)."""
+
+    days = forms.IntegerField(label=_("Expires after (days)"), min_value=1, max_value=365)
+    max_uses = forms.IntegerField(
+        label=_("Uses allowed"),
+        min_value=1,
+        max_value=10_000,
+        required=False,
+        help_text=_("Leave empty for any number of people."),
+    )
+    allows_signup = forms.BooleanField(
+        label=_("People without an account may create one through it"), required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read per form, so it follows the settings.
+        self.fields["days"].initial = settings.CHAT_INVITE_DAYS
+
+
+class FeedbackForm(forms.Form):
+    """A reader's verdict on one of the AI's replies (chat.feedback)."""
+
+    rating = forms.ChoiceField(choices=Feedback.Rating.choices)
+    comment = forms.CharField(
+        label=_("Comment (optional)"), required=False, max_length=2000, widget=forms.Textarea
+    )

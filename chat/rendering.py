@@ -48,6 +48,14 @@ MESSAGE_LABELS = {
     "skipped_room": gettext_lazy(
         "The AI did not answer: this room's monthly token budget ran out."
     ),
+    "reacted": gettext_lazy("%(emoji)s from %(names)s"),
+    "add_reaction": gettext_lazy("Add a reaction"),
+    "feedback_question": gettext_lazy("Was this reply helpful?"),
+    "helpful": gettext_lazy("Helpful"),
+    "not_helpful": gettext_lazy("Not helpful"),
+    "add_comment": gettext_lazy("Add a comment"),
+    "comment": gettext_lazy("Comment (optional)"),
+    "feedback_saved": gettext_lazy("Thank you: your feedback was saved."),
 }
 # Stand-ins no message text can contain: the nonce is this process's own. A
 # label with values carries them as JSON: {% label "tokens" total=12 %}.

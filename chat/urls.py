@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import budget_views, views
+from chat import budget_views, feedback_views, invite_views, views
 
 app_name = "chat"
 
@@ -20,6 +20,18 @@ urlpatterns = [
         "<int:pk>/members/<int:user_id>/remove/",
         views.room_member_remove,
         name="room_member_remove",
+    ),
+    path("<int:pk>/invites/", invite_views.invite_create, name="invite_create"),
+    path(
+        "<int:pk>/invites/<int:invite_id>/revoke/",
+        invite_views.invite_revoke,
+        name="invite_revoke",
+    ),
+    path("invite/<str:token>/", invite_views.invite_open, name="invite_open"),
+    path(
+        "<int:pk>/messages/<int:message_id>/feedback/",
+        feedback_views.feedback_give,
+        name="feedback_give",
     ),
     path("docs/law/tax/", views.taxlaw_document_list, name="taxlaw_document_list"),
 ]

@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,12 +16,23 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, limits, rag, selectors, services, signups, usage
+from chat import (
+    export,
+    feedback,
+    invites,
+    limits,
+    rag,
+    reactions,
+    selectors,
+    services,
+    signups,
+    usage,
+)
 from chat import search as chat_search
 from chat.budget_views import budget_context
 from chat.documents import TaxLawDocument
-from chat.forms import MemberForm, MessageForm, RoomForm
-from chat.models import Room
+from chat.forms import InviteForm, MemberForm, MessageForm, RoomForm
+from chat.models import Message, Room
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -52,12 +65,14 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
     services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
+    page = page or selectors.room_messages_page(room=room)
     return render(
         request,
         "chat/room_detail.html",
         {
+            **_extras(request, page.messages),
             "room": room,
-            "page": page or selectors.room_messages_page(room=room),
+            "page": page,
             "found": found if page else None,
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
@@ -107,7 +122,12 @@ def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except (KeyError, ValueError):
         return HttpResponseBadRequest("?before=<message id> is required")
     page = selectors.room_messages_page(room=room, before=before)
-    context = {"room": room, "page": page, "context_start": limits.context_start(room=room)}
+    context = {
+        **_extras(request, page.messages),
+        "room": room,
+        "page": page,
+        "context_start": limits.context_start(room=room),
+    }
     return render(request, "chat/room_detail.html#page", context)
 
 
@@ -205,8 +225,24 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "registration/signup.html", {"closed": True}, status=status)
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        login(request, form.save())
-        return redirect("chat:room_list")
+        token = invites.invite_remembered(request=request)
+        if settings.CHAT_SIGNUP == "open" or token is None:
+            login(request, form.save())
+            # Signed up after opening an invite link: its room, joined.
+            return (
+                redirect("chat:invite_open", token=token) if token else redirect("chat:room_list")
+            )
+        # Closed: an account is made only together with a use of the link that allowed it.
+        try:
+            with transaction.atomic():
+                user = form.save()
+                room = invites.invite_accept(token=token, user=user)
+        except invites.InviteRefused as refused:
+            context = {"refused": refused.text()}
+            return render(request, "chat/invite.html", context, status=refused.status)
+        invites.invite_forget(request=request)
+        login(request, user)
+        return redirect(room)
     return render(request, "registration/signup.html", {"form": form})
 
 
@@ -220,6 +256,15 @@ async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
         template = "chat/taxlaw_document_list.html"
     loaded = await TaxLawDocument.objects.aexists()
     return render(request, template, {"search": search, "loaded": loaded})
+
+
+def _extras(request: HtmxHttpRequest, shown: list[Message]) -> dict:
+    """What a page shows beside its messages: reactions, and this reader's feedback."""
+    ids = [message.pk for message in shown]
+    return {
+        "reactions": reactions.reactions_by_message(message_ids=ids),
+        "feedback": feedback.feedback_by_reader(user=request.user, message_ids=ids),
+    }
 
 
 def _as_id(value: str | None) -> int | None:
@@ -247,6 +292,8 @@ def _edit_context(room: Room, *, form: RoomForm, member_form: MemberForm | None 
         "form": form,
         "member_form": member_form or MemberForm(),
         "members": selectors.room_members(room=room),
+        "invite_form": InviteForm(),
+        "invite_links": invites.invite_links(room=room),
     } | budget_context(room=room)
 
 
