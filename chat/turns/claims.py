@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from chat import faults, leases, roomlist, selectors
+from chat import faults, leases, mentions, roomlist, selectors
 from chat.authority import room_for_action
 from chat.broadcast import message_broadcast_on_commit, queue_changed_on_commit
 from chat.models import Message, Room
@@ -146,6 +146,7 @@ def edit(
                 content=content, seq=F("seq") + 1, updated_at=timezone.now()
             )
             message.refresh_from_db()
+            mentions.mentions_save(message=message, edited=True)
             message_broadcast_on_commit(*(m for m in (message, reply) if m is not None))
     except IntegrityError as exc:
         raise refusals.BusyEditing from exc
@@ -236,7 +237,7 @@ def _question(
     status: str = Message.Status.COMPLETE,
     client_id: uuid.UUID | None = None,
 ) -> Message:
-    return Message.objects.create(
+    message = Message.objects.create(
         room=room,
         author_id=author_id,
         role=Message.Role.USER,
@@ -244,6 +245,9 @@ def _question(
         status=status,
         client_id=client_id,
     )
+    # In the message's own transaction: its mentions are saved, or neither is.
+    mentions.mentions_save(message=message)
+    return message
 
 
 def _placeholder(*, room: Room) -> Message:
