@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from chat import export, rag, selectors, services, usage
+from chat import export, mentions, rag, selectors, services, unread, usage
 from chat import search as chat_search
 from chat.documents import TaxLawDocument
 from chat.forms import MemberForm, MessageForm, RoomForm
@@ -50,14 +50,21 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
-    services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
+    found = found if page else None
+    # Read before it is marked: the divider goes before what came since the last visit.
+    since = unread.room_open_mark(room_id=room.pk, user_id=request.user.pk)
+    first_unread = unread.first_unread(room=room, user_id=request.user.pk, since=since)
+    if first_unread is not None and not page:
+        page = selectors.room_messages_page_from(room=room, message_id=first_unread.pk)
     return render(
         request,
         "chat/room_detail.html",
         {
             "room": room,
             "page": page or selectors.room_messages_page(room=room),
-            "found": found if page else None,
+            "found": found,
+            "first_unread": first_unread.pk if first_unread else None,
+            "mention_names": mentions.room_member_names(room=room, exclude_user_id=request.user.pk),
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
