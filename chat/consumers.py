@@ -27,6 +27,7 @@ from chat import (
     lifecycle,
     metrics,
     presence,
+    recaps,
     rendering,
     selectors,
     shutdown,
@@ -190,6 +191,8 @@ class ChatConsumer(RoomPresence, RoomSync, AsyncWebsocketConsumer):
             await actions.queue_cancel(room_id=room_id, user=user, message_id=message_id or 0)
         elif action == "typing":
             await presence.typing_send(room_id=room_id, user=user)
+        elif action == "catch_up":
+            await recaps.recap_ask(room=self.room, user=user, tab=self)
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:
