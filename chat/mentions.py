@@ -11,8 +11,9 @@ import re
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
-from django.utils.html import escape, normalize_newlines
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import normalize_newlines
 
 from chat.models import Mention, Message, Room
 
