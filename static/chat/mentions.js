@@ -1,5 +1,7 @@
 // Mentions. Typing "@" in the composer offers the room's people (#composer's
-// data-members), as an ARIA combobox: arrows move, Enter or Tab picks, Escape
+// data-members) in a listbox the text field controls (aria-autocomplete="list",
+// the highlighted option its aria-activedescendant; a textarea may not take the
+// combobox role, nor aria-expanded): arrows move, Enter or Tab picks, Escape
 // closes, a click picks. Messages mark every mention alike for every reader
 // (chat/mentions.py); the reader's own are highlighted by a style rule made here
 // for their name, so no message's HTML depends on who reads it.
@@ -29,7 +31,6 @@
     if (!textarea || !listbox) return;
     listbox.hidden = true;
     listbox.replaceChildren();
-    textarea.setAttribute("aria-expanded", "false");
     textarea.removeAttribute("aria-activedescendant");
   }
 
@@ -73,7 +74,6 @@
       })
     );
     listbox.hidden = false;
-    textarea.setAttribute("aria-expanded", "true");
     highlight(Math.min(Math.max(active, 0), found.length - 1));
   }
 
@@ -144,9 +144,7 @@
     const textarea = field();
     const listbox = list();
     if (!textarea || !listbox || !members().length) return;
-    textarea.setAttribute("role", "combobox");
     textarea.setAttribute("aria-autocomplete", "list");
     textarea.setAttribute("aria-controls", listbox.id);
-    textarea.setAttribute("aria-expanded", "false");
   });
 })();
