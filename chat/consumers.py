@@ -28,6 +28,7 @@ from chat import (
     metrics,
     presence,
     reactions,
+    recaps,
     rendering,
     selectors,
     shutdown,
@@ -196,6 +197,8 @@ class ChatConsumer(RoomPresence, RoomSync, BudgetNotices, AsyncWebsocketConsumer
             )
         elif action == "typing":
             await presence.typing_send(room_id=room_id, user=user)
+        elif action == "catch_up":
+            await recaps.recap_ask(room=self.room, user=user, tab=self)
         elif "action" in frame:
             await self._refuse(_("Unknown action."))
         elif "content" not in frame:

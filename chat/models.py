@@ -195,6 +195,9 @@ class RoomRead(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reads")
     read_at = models.DateTimeField()
+    # The read before the user last opened the room's page: what "New since you left"
+    # and Catch me up count from (chat.unread). None: they had never opened it.
+    since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -203,6 +206,25 @@ class RoomRead(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} read room {self.room_id} at {self.read_at}"
+
+
+class Mention(models.Model):
+    """A message naming a member of its room as @username (chat.mentions). Kept after
+    it is read: the message shows its mentions from these rows for every reader."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The message's room, so a room list counts a user's mentions without joining messages.
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="one_mention_per_message_user")
+        ]
+        indexes = [models.Index(fields=["user", "room"], name="mention_user_room")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} named in message {self.message_id}"
 
 
 class ProcessLease(models.Model):

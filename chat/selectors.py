@@ -10,7 +10,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import Message, Room, RoomRead
+from chat.models import Mention, Message, Room, RoomRead
 
 AnyUser = User | AnonymousUser
 
@@ -26,12 +26,25 @@ def room_list(*, user: AnyUser) -> QuerySet[Room]:
     """The user's rooms, most recently active first; a new room counts as active when created.
 
     Each carries `unread`, the others' messages since this user last had it open,
-    and `replying`, whether a reply streams in it now."""
+    `mentions`, how many of those name them (chat.mentions), and `replying`,
+    whether a reply streams in it now."""
     read_at = RoomRead.objects.filter(room=OuterRef("pk"), user=user.pk).values("read_at")[:1]
     shown = ~Q(messages__status=Message.Status.QUEUED)
     unseen = Q(read_at__isnull=True) | Q(messages__created_at__gt=F("read_at"))
     others = Q(messages__author__isnull=True) | ~Q(messages__author=user.pk)
     streaming = Message.objects.filter(room=OuterRef("pk"), status=Message.Status.STREAMING)
+    # Reading the room clears its mentions: a read at or after the message.
+    read_since = RoomRead.objects.filter(
+        user=user.pk, room=OuterRef("room"), read_at__gte=OuterRef("message__created_at")
+    )
+    mentions = (
+        Mention.objects.filter(room=OuterRef("pk"), user=user.pk)
+        .exclude(message__status=Message.Status.QUEUED)
+        .exclude(Exists(read_since))
+        .values("room")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
         room_visible(user=user)
         .select_related("owner")
@@ -39,6 +52,7 @@ def room_list(*, user: AnyUser) -> QuerySet[Room]:
             read_at=Subquery(read_at),
             message_count=Count("messages", filter=shown),
             unread=Count("messages", filter=shown & unseen & others),
+            mentions=Coalesce(Subquery(mentions), 0),
             replying=Exists(streaming),
             last_message_at=Max("messages__created_at"),
             last_activity=Coalesce(F("last_message_at"), F("created_at")),

@@ -21,11 +21,13 @@ from chat import (
     feedback,
     invites,
     limits,
+    mentions,
     rag,
     reactions,
     selectors,
     services,
     signups,
+    unread,
     usage,
 )
 from chat import search as chat_search
@@ -64,7 +66,12 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
-    services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
+    found = found if page else None
+    # Read before it is marked: the divider goes before what came since the last visit.
+    since = unread.room_open_mark(room_id=room.pk, user_id=request.user.pk)
+    first_unread = unread.first_unread(room=room, user_id=request.user.pk, since=since)
+    if first_unread is not None and not page:
+        page = selectors.room_messages_page_from(room=room, message_id=first_unread.pk)
     page = page or selectors.room_messages_page(room=room)
     return render(
         request,
@@ -73,7 +80,9 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             **_extras(request, page.messages),
             "room": room,
             "page": page,
-            "found": found if page else None,
+            "found": found,
+            "first_unread": first_unread.pk if first_unread else None,
+            "mention_names": mentions.room_member_names(room=room, exclude_user_id=request.user.pk),
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),

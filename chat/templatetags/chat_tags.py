@@ -4,7 +4,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from chat import llm, mdblocks, rendering
+from chat import llm, mdblocks, mentions, rendering
 from chat import markdown as chat_markdown
 from chat.mdblocks import Blocks
 from chat.models import Message
@@ -17,6 +17,12 @@ def markdown(text: str) -> SafeString:
     """A model's Markdown as sanitized HTML (see chat.markdown)."""
     # Safe because nh3 cleaned it against an allow-list.
     return mark_safe(chat_markdown.render(text))
+
+
+@register.filter
+def person_text(message: Message) -> SafeString:
+    """A person's message: escaped text, its line breaks, and its mentions (chat.mentions)."""
+    return mentions.mention_html(message=message)
 
 
 @register.filter

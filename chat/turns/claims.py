@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from chat import budgets, faults, leases, roomlist, selectors
+from chat import budgets, faults, leases, mentions, roomlist, selectors
 from chat.authority import room_for_action
 from chat.broadcast import message_broadcast_on_commit, queue_changed_on_commit
 from chat.models import Message, Room
@@ -170,6 +170,7 @@ def edit(
             message.refresh_from_db()
             if reply is not None:
                 _reserve(room=room, reply=reply, user_id=user_id)
+            mentions.mentions_save(message=message, edited=True)
             message_broadcast_on_commit(*(m for m in (message, reply) if m is not None))
     except IntegrityError as exc:
         raise refusals.BusyEditing from exc
@@ -266,7 +267,7 @@ def _question(
     status: str = Message.Status.COMPLETE,
     client_id: uuid.UUID | None = None,
 ) -> Message:
-    return Message.objects.create(
+    message = Message.objects.create(
         room=room,
         author_id=author_id,
         role=Message.Role.USER,
@@ -274,6 +275,9 @@ def _question(
         status=status,
         client_id=client_id,
     )
+    # In the message's own transaction: its mentions are saved, or neither is.
+    mentions.mentions_save(message=message)
+    return message
 
 
 def _placeholder(*, room: Room) -> Message:

@@ -1,0 +1,70 @@
+"""What is new to a user since they last had a room open ("New since you left").
+
+Opening the room's page marks it read (chat.services.room_read_mark moves
+`read_at`), so the page keeps the read before it as `since`: the divider and
+Catch me up (chat.recaps) count from that, however often the room is marked read
+while the page stays open.
+"""
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from chat import selectors
+from chat.models import Message, Room, RoomRead
+
+
+def room_open_mark(*, room_id: int, user_id: int) -> datetime | None:
+    """The user opens the room's page: it is read now. Returns the read before this
+    one (None if they had never opened it), kept as the user's `since`."""
+    try:
+        with transaction.atomic():
+            previous = (
+                RoomRead.objects.select_for_update()
+                .filter(room_id=room_id, user_id=user_id)
+                .values_list("read_at", flat=True)
+                .first()
+            )
+            RoomRead.objects.bulk_create(
+                [
+                    RoomRead(
+                        room_id=room_id, user_id=user_id, read_at=timezone.now(), since=previous
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["user", "room"],
+                update_fields=["read_at", "since"],
+            )
+    except IntegrityError:
+        return None  # the room was just deleted: nothing is new in it
+    return previous
+
+
+def room_since(*, room_id: int, user_id: int) -> datetime | None:
+    """The read the user's last opening of the room's page counts from."""
+    return (
+        RoomRead.objects.filter(room_id=room_id, user_id=user_id)
+        .values_list("since", flat=True)
+        .first()
+    )
+
+
+def first_unread(*, room: Room, user_id: int, since: datetime | None) -> Message | None:
+    """The first message, not the user's own, that came after `since`; None when
+    nothing did, or the user had never opened the room."""
+    if since is None:
+        return None
+    others = Q(author__isnull=True) | ~Q(author=user_id)
+    return (
+        selectors.room_messages(room=room)
+        .filter(others, created_at__gt=since)
+        .order_by("pk")
+        .first()
+    )
+
+
+def unread_from(*, room: Room, first: Message) -> QuerySet[Message]:
+    """The conversation from the first unread message on, oldest first."""
+    return selectors.room_messages(room=room).filter(pk__gte=first.pk).order_by("pk")
