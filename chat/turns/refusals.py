@@ -61,7 +61,10 @@ class NothingToRegenerate(Refused):
 
 
 class NothingToContinue(Refused):
-    message = _("Only the room's last reply can be continued, once interrupted or stopped.")
+    message = _(
+        "Only the room's last reply can be continued, once interrupted, stopped "
+        "or cut at the length limit."
+    )
 
 
 class EditRefused(Refused):
