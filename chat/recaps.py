@@ -88,7 +88,7 @@ async def recap_ask(*, room: Room, user: AbstractBaseUser, tab: Tab) -> None:
         return
     if retry_after := await ratelimit.message_rate_hit(user_id=user.pk):
         raise RateLimited(retry_after)
-    # The recap's tokens are the asker's to pay: their token budget is charged here.
+    # Charging the asker's token budget (CHAT_USER_TOKENS_PER_DAY) for the recap belongs here.
     task = asyncio.create_task(_write(missed=missed, user=user, language=language, send=send))
     _running[channel] = task
     task.add_done_callback(lambda _task: _running.pop(channel, None))
