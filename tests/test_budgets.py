@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.utils import timezone
+from django.utils import timezone, translation
 from prometheus_client import REGISTRY
 
 from chat import budgets, selectors
@@ -104,6 +104,20 @@ def test_a_month_counts_its_own_days_and_a_room_every_member(
         budgets.budget_check(room=room, user_id=None, needed=201, now=now)
     assert (spent.value.budget, spent.value.left) == ("room", 200)
     assert "this room's monthly token budget has 200 tokens left" in spent.value.text()
+
+
+def test_the_explanation_is_in_the_reader_s_language():
+    spent = budgets.Spent(
+        budget="month", left=1200, needed=4200, renews=datetime(2027, 1, 1, tzinfo=UTC), asker_id=1
+    )
+    with translation.override("ko"):
+        assert spent.text() == (
+            "AI가 답할 수 없습니다. 한 달 토큰 예산이 1,200토큰 남았는데 답변 하나에 "
+            "4,200토큰까지 필요할 수 있습니다. 예산은 2027-01-01 00:00 UTC에 다시 채워집니다."
+        )
+    assert spent.text(own=False).startswith(
+        "The AI cannot answer: the asker's monthly token budget has 1,200 tokens left"
+    )
 
 
 @pytest.mark.django_db

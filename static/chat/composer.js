@@ -92,6 +92,8 @@
     if (document.activeElement === button()) textarea.focus();
     // Straight to the socket: the extension's send() would queue it while closed.
     socket.sendImmediately(JSON.stringify({ content: text, client_id: id }), form());
+    // A spent budget's notice was about an earlier question; the server says so again if need be.
+    document.getElementById("budget-notice")?.replaceChildren();
     update();
   }
 
