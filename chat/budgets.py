@@ -27,7 +27,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from chat import llm, metrics, rendering, selectors
+from chat import limits, llm, metrics, rendering, selectors
 from chat.broadcast import after_commit, fragment_event, room_group
 from chat.budget_models import Charge, UserBudget, day_start, month_start
 from chat.models import Message, Room
@@ -81,11 +81,6 @@ class Spent(Exception):
             "needed": f"{self.needed:,}",
             "when": self.renews.strftime("%Y-%m-%d %H:%M UTC"),
         }
-
-
-def reply_ceiling(*, room: Room) -> int:
-    """The most tokens one reply of this room may take."""
-    return settings.CHAT_MAX_REPLY_TOKENS or 0  # always set: 4096 unless configured
 
 
 def renews_at(*, budget: str, now: datetime) -> datetime:
@@ -142,13 +137,20 @@ def budget_check(*, room: Room, user_id: int | None, needed: int, now: datetime)
 
 def prompt_estimate(*, room: Room, reply: Message) -> int:
     """The tokens the model will be sent for `reply`: the conversation before it, and
-    the text it already has when it is continued; at most the context window."""
-    turns = selectors.room_history(room=room, before=reply)
+    the text it already has when it is continued; at most the prompt's share of the
+    window. It walks back from the newest message and stops there, so a claim in a
+    long room reads no more than a window's worth of it."""
+    budget = limits.limits_prompt_budget(room=room)
+    shared = room.members.exists()
+    used = tokens_estimate_messages(messages=selectors.room_system_turns(room=room, shared=shared))
     if reply.content:
-        turns.append({"role": "assistant", "content": reply.content})
-    estimate = tokens_estimate_messages(messages=turns)
-    window = settings.CHAT_CONTEXT_TOKENS
-    return estimate if window is None else min(estimate, window)
+        used += limits.turn_tokens({"role": "assistant", "content": reply.content})
+    earlier = selectors.room_history_messages(room=room).filter(pk__lt=reply.pk).order_by("-pk")
+    for message in earlier.iterator(chunk_size=100):
+        if used >= budget:
+            break
+        used += limits.turn_tokens(selectors.message_turn(message=message, shared=shared))
+    return min(used, budget)
 
 
 def question_of(*, reply: Message) -> Message | None:
@@ -165,7 +167,8 @@ def charge_reserve(*, room: Room, reply: Message, asker_id: int | None) -> Charg
     """Reserve what `reply` may cost, charged to `asker_id`, or raise Spent (counted
     in /metrics). In the transaction that claims the reply."""
     now = timezone.now()
-    prompt, ceiling = prompt_estimate(room=room, reply=reply), reply_ceiling(room=room)
+    prompt = prompt_estimate(room=room, reply=reply)
+    ceiling = limits.limits_reply_ceiling(room=room)
     try:
         budget_check(room=room, user_id=asker_id, needed=prompt + ceiling, now=now)
     except Spent as spent:
