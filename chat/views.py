@@ -51,9 +51,9 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     room = _room_or_404(request, pk)
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
-    page = found and selectors.room_messages_page_from(room=room, message_id=found)
+    opened = found and selectors.room_messages_page_from(room=room, message_id=found)
     services.room_read_mark(room_id=room.pk, user_id=request.user.pk)
-    page = page or selectors.room_messages_page(room=room)
+    page = opened or selectors.room_messages_page(room=room)
     return render(
         request,
         "chat/room_detail.html",
@@ -61,7 +61,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             **_extras(request, page.messages),
             "room": room,
             "page": page,
-            "found": found if page else None,
+            "found": found if opened else None,
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
