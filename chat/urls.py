@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import budget_views, feedback_views, invite_views, views
+from chat import budget_views, feedback_views, invite_views, reaction_views, views
 
 app_name = "chat"
 
@@ -33,5 +33,6 @@ urlpatterns = [
         feedback_views.feedback_give,
         name="feedback_give",
     ),
+    path("<int:pk>/reactions/", reaction_views.room_reactions, name="room_reactions"),
     path("docs/law/tax/", views.taxlaw_document_list, name="taxlaw_document_list"),
 ]

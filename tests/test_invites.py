@@ -229,3 +229,11 @@ def test_a_link_without_sign_up_leaves_closed_sign_up_closed(room, user, setting
     assert response.status_code == 403
     assert not get_user_model().objects.filter(username="eve").exists()
     assert not room.members.exists()
+
+
+def test_the_admin_lists_invite_links_and_makes_none(room, user, user_factory):
+    invite = invites.invite_create(room=room, created_by=user, max_uses=3)
+    admin = signed_in(user_factory("root", is_staff=True, is_superuser=True))
+    assert "Book club" in admin.get("/admin/chat/invite/").content.decode()
+    assert admin.get(f"/admin/chat/invite/{invite.pk}/change/").status_code == 200
+    assert admin.get("/admin/chat/invite/add/").status_code == 403

@@ -142,6 +142,28 @@ def test_a_page_load_shows_the_reactions_beside_each_message_not_in_it(
     assert f'id="feedback-{reply.pk}"' in html and f'id="feedback-{message.pk}"' not in html
 
 
+def test_a_reconnecting_page_gets_its_messages_reactions_as_they_are_now(
+    room_factory, message_factory, user, user_factory
+):
+    room = room_factory(name="Reconnect")
+    liked, plain = message_factory(room, "Liked"), message_factory(room, "Plain")
+    elsewhere = message_factory(room_factory(name="Other"), "Elsewhere")
+    Reaction.objects.create(message=liked, user=user, emoji="❤️")
+    Reaction.objects.create(message=elsewhere, user=user, emoji="👍")
+    browser = Client()
+    browser.force_login(user)
+    ids = f"{liked.pk},{plain.pk},{elsewhere.pk},x"
+    html = browser.get(f"/chat/{room.pk}/reactions/?ids={ids}").content.decode()
+    assert html.count('hx-swap-oob="true"') == 2
+    assert f'<div id="reactions-{liked.pk}"' in html and 'title="alice"' in html
+    # A message whose reactions all went comes back empty; another room's is not sent.
+    assert f'<div id="reactions-{plain.pk}"' in html
+    assert f"reactions-{elsewhere.pk}" not in html
+    stranger = Client()
+    stranger.force_login(user_factory("mallory"))
+    assert stranger.get(f"/chat/{room.pk}/reactions/?ids={liked.pk}").status_code == 404
+
+
 def test_reactions_are_grouped_in_the_set_s_order(room_factory, message_factory, user):
     room = room_factory()
     message = message_factory(room)

@@ -28,7 +28,20 @@
     if (picker) picker.open = false;
   });
 
+  // Reactions changed while the socket was down reach no catch-up by version:
+  // after a reconnect the page asks for its messages' reactions as they are now.
+  let opened = false;
+  document.addEventListener("htmx:wsOpen", () => {
+    const source = document.getElementById("reactions-source");
+    const ids = [...document.querySelectorAll("#messages .reactions")].map((el) => el.id.slice(10));
+    if (opened && source && ids.length) {
+      htmx.ajax("GET", `${source.dataset.url}?ids=${ids.join(",")}`, { target: source, swap: "none" });
+    }
+    opened = true;
+  });
+
   document.addEventListener("htmx:wsAfterMessage", markOwn);
   document.addEventListener("htmx:afterSwap", markOwn);
+  document.addEventListener("htmx:oobAfterSwap", markOwn);
   document.addEventListener("DOMContentLoaded", markOwn);
 })();

@@ -14,6 +14,20 @@ from tests.fakeopenai import FakeOpenAI, Reply
 pytestmark = pytest.mark.integration
 
 
+# Run in each page before its scripts: its websockets, kept where a test can close them.
+KEEP_SOCKETS = """
+window.sockets = [];
+const Native = window.WebSocket;
+window.WebSocket = function (...args) {
+  const socket = new Native(...args);
+  window.sockets.push(socket);
+  return socket;
+};
+Object.assign(window.WebSocket, Native);
+window.WebSocket.prototype = Native.prototype;
+"""
+
+
 def invite_link(page: Page, path: str) -> str:
     """Create a link in the room's Edit and share, as its owner; returns it."""
     page.goto(f"{path}edit/")
@@ -66,6 +80,7 @@ def test_a_reaction_shows_live_in_another_person_s_tab_and_a_reply_takes_feedbac
     model: FakeOpenAI,
     violations: list[str],
 ):
+    page.context.add_init_script(KEEP_SOCKETS)
     path = new_room("Reacting")
     link = invite_link(page, path)
     page.goto(path)
@@ -104,6 +119,15 @@ def test_a_reaction_shows_live_in_another_person_s_tab_and_a_reply_takes_feedbac
     on_dave.click()
     expect(on_alice).to_have_count(0)
     expect(on_dave).to_have_count(0)
+
+    # A reaction made while alice's socket is down reaches her page when it reconnects.
+    page.evaluate("window.sockets.at(-1).close()")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "offline")
+    reactions.locator("summary").click()
+    reactions.get_by_role("button", name="❤️").click()
+    expect(on_dave).to_have_count(1)
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    expect(on_alice).to_have_attribute("aria-label", "❤️ from dave")
 
     # The reply's feedback is alice's own.
     feedback = page.locator(f"#feedback-{last_reply(page).get_attribute('data-pk')}")
