@@ -16,8 +16,8 @@ from django.utils import translation
 
 from chat import presence, selectors, services
 from chat.broadcast import user_group
-from chat.consumers import CLOSE_NOT_LOGGED_IN
 from chat.frames import language as _language
+from chat.room_frames import CLOSE_NOT_LOGGED_IN
 
 LIST_TEMPLATE = "chat/room_list.html"
 

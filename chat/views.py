@@ -1,11 +1,6 @@
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,7 +21,6 @@ from chat import (
     reactions,
     selectors,
     services,
-    signups,
     unread,
     usage,
 )
@@ -223,36 +217,6 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     services.room_delete(room=room)
     messages.success(request, _("“%(name)s” was deleted for everyone.") % {"name": room.name})
     return _go_to_list(request)
-
-
-@login_not_required
-@require_http_methods(["GET", "POST"])
-def signup(request: HtmxHttpRequest) -> HttpResponse:
-    if not signups.signup_open(request=request):
-        # Closed: the page says where accounts come from, and a POST creates none.
-        status = 403 if request.method == "POST" else 200
-        return render(request, "registration/signup.html", {"closed": True}, status=status)
-    form: UserCreationForm[User] = UserCreationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        token = invites.invite_remembered(request=request)
-        if settings.CHAT_SIGNUP == "open" or token is None:
-            login(request, form.save())
-            # Signed up after opening an invite link: its room, joined.
-            return (
-                redirect("chat:invite_open", token=token) if token else redirect("chat:room_list")
-            )
-        # Closed: an account is made only together with a use of the link that allowed it.
-        try:
-            with transaction.atomic():
-                user = form.save()
-                room = invites.invite_accept(token=token, user=user)
-        except invites.InviteRefused as refused:
-            context = {"refused": refused.text()}
-            return render(request, "chat/invite.html", context, status=refused.status)
-        invites.invite_forget(request=request)
-        login(request, user)
-        return redirect(room)
-    return render(request, "registration/signup.html", {"form": form})
 
 
 @require_GET

@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from chat.views import signup
+from chat.signup_views import signup
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="chat:room_list", permanent=False)),

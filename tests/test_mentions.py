@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from chat import mentions, selectors, services
 from chat.models import Mention, Room
-from chat.turns import claims
+from chat.turns import claims, rewrites
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +81,7 @@ def test_a_message_without_a_name_costs_no_query(room, user, django_assert_num_q
 
 def test_an_edit_changes_who_is_mentioned(room, user):
     message = say(room, user, "@bob hi")
-    claims.edit(room_id=room.pk, user_id=user.pk, message_id=message.pk, content="@carol hi")
+    rewrites.edit(room_id=room.pk, user_id=user.pk, message_id=message.pk, content="@carol hi")
     assert mentioned(message) == {"carol"}
 
 

@@ -1,4 +1,4 @@
-"""Edit and resend over the room websocket (ChatConsumer._edit, chat.turns.actions.message_edit)."""
+"""Edit and resend over the room websocket (RoomFrames._edit, chat.turns.actions.message_edit)."""
 
 import json
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError
 from chat import rag, ratelimit, selectors, shutdown
 from chat.broadcast import reply_stop
 from chat.models import Message
-from chat.turns import claims, supervisor
+from chat.turns import claims, rewrites, supervisor
 from chat.turns.refusals import RateLimited, ServerRestarting
 
 
@@ -86,7 +86,7 @@ async def message_edit(
     if shutdown.draining():
         raise ServerRestarting
     await _rate_check(user_id=author.pk, content=content)
-    room, reply = await database_sync_to_async(claims.edit)(
+    room, reply = await database_sync_to_async(rewrites.edit)(
         room_id=room_id, user_id=author.pk, message_id=message_id, content=content
     )
     if reply is not None:
@@ -99,7 +99,7 @@ async def reply_regenerate(*, room_id: int, user: AbstractBaseUser) -> Message:
     if shutdown.draining():
         raise ServerRestarting
     await _rate_check(user_id=user.pk, content=await _last_question(room_id))
-    room, reply = await database_sync_to_async(claims.restart)(room_id=room_id, user_id=user.pk)
+    room, reply = await database_sync_to_async(rewrites.restart)(room_id=room_id, user_id=user.pk)
     supervisor.turn_start(room=room, reply=reply)
     return reply
 
@@ -109,7 +109,7 @@ async def reply_continue(*, room_id: int, user: AbstractBaseUser, message_id: in
     if shutdown.draining():
         raise ServerRestarting
     await _rate_check(user_id=user.pk, content=await _last_question(room_id))
-    room, reply = await database_sync_to_async(claims.resume)(
+    room, reply = await database_sync_to_async(rewrites.resume)(
         room_id=room_id, user_id=user.pk, message_id=message_id
     )
     supervisor.turn_start(room=room, reply=reply, continuing=True)

@@ -207,3 +207,53 @@ def test_room_on_a_phone_with_its_menu(new_context: Callable[..., BrowserContext
     buffer = io.BytesIO()
     image.imsave(buffer, np.hstack([closed, gap * 0.5, opened]), format="png")
     save("room-phone.png", buffer.getvalue())
+
+
+def test_shared_room_with_a_mention_a_reaction_and_a_recap(
+    new_context: Callable[..., BrowserContext],
+    new_room: Callable[..., str],
+    page: Page,
+    browser: Browser,
+    app_server: DaphneServer,
+    model: FakeOpenAI,
+):
+    minji = sign_up(browser, app_server, "minji")
+    path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
+    page.get_by_role("link", name="Edit and share").click()
+    page.locator("#members").get_by_label("Username").fill("minji")
+    page.locator("#members").get_by_role("button", name="Share").click()
+    expect(page.locator("#members .members__name")).to_have_text(["minji"])
+    narrow = {"viewport": {"width": 550, "height": 900}}
+    alice = new_context(**narrow).new_page()
+    alice.goto(path)
+    minji_tab = new_context(storage_state=minji, **narrow).new_page()
+    minji_tab.goto(path)
+    expect(minji_tab.locator("#connection-state")).to_have_attribute("data-state", "online")
+    minji_tab.close()  # minji leaves: what follows is new to her
+    expect(alice.locator("#presence .presence__name")).to_have_count(1)
+    model.queue(Reply(TAX_REPLY))
+    send(alice, "What do we need for 연말정산? @minji can you bring your card totals?")
+    finished(alice)
+    extras = alice.locator("#messages .message__extras").last.locator(".reactions")
+    extras.locator("summary").click()
+    extras.get_by_role("button", name="👍").click()
+    expect(extras.locator(".reactions__chip")).to_have_count(1)
+    minji_tab = new_context(storage_state=minji, **narrow).new_page()
+    minji_tab.goto(path)
+    expect(minji_tab.locator("#since-divider")).to_be_visible()
+    model.queue(
+        Reply(
+            "- **alice** asked what the year-end settlement needs, and asked you to bring "
+            "your card totals [1].\n- The AI listed the withholding receipt, deduction "
+            "receipts and Hometax card totals [2].",
+            tokens_per_second=40,
+        )
+    )
+    minji_tab.get_by_role("button", name="Catch me up").click()
+    expect(minji_tab.locator("#recap")).to_have_attribute("aria-busy", "false")
+    minji_tab.locator("#since-divider").scroll_into_view_if_needed()
+    shots = [image.imread(io.BytesIO(tab.screenshot()), format="png") for tab in (alice, minji_tab)]
+    gap = np.ones((shots[0].shape[0], 8, shots[0].shape[2]), dtype=shots[0].dtype)
+    buffer = io.BytesIO()
+    image.imsave(buffer, np.hstack([shots[0], gap * 0.5, shots[1]]), format="png")
+    save("shared-room-catch-up.png", buffer.getvalue())
