@@ -10,6 +10,7 @@ version) or with "message" and "seq", is how a page catches up or repairs.
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
@@ -21,6 +22,7 @@ from chat import (
     metrics,
     rendering,
     selectors,
+    services,
     shutdown,
 )
 from chat.broadcast import room_group
@@ -117,6 +119,13 @@ class ChatConsumer(RoomFrames, RoomPresence, RoomSync, BudgetNotices, AsyncWebso
             # Redis is gone; its subscription went with it.
             logger.info("could not leave room %s's group", self.room.pk, exc_info=True)
         if self.present:
+            # Read up to now: the page saw what came while it was open (chat.unread).
+            try:
+                await database_sync_to_async(services.room_read_mark)(
+                    room_id=self.room.pk, user_id=self.scope["user"].pk
+                )
+            except Exception:
+                logger.info("could not mark room %s read", self.room.pk, exc_info=True)
             await self._presence_leave()
 
     async def dispatch(self, message: dict[str, Any]) -> None:

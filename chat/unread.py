@@ -8,11 +8,12 @@ while the page stays open.
 
 from datetime import datetime
 
+from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from chat import selectors
+from chat import presence, selectors
 from chat.models import Message, Room, RoomRead
 
 
@@ -63,6 +64,13 @@ def first_unread(*, room: Room, user_id: int, since: datetime | None) -> Message
         .order_by("pk")
         .first()
     )
+
+
+def still_here(*, room_id: int, user_id: int) -> bool:
+    """Whether a page of the user's is open in the room, or was until now (a reload):
+    what came meanwhile was seen as it came. A page that closes marks the room read
+    before it leaves the presence (chat.consumers), so one of the two always holds."""
+    return async_to_sync(presence.presence_has)(room_id=room_id, user_id=user_id)
 
 
 def unread_from(*, room: Room, first: Message) -> QuerySet[Message]:

@@ -64,6 +64,8 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # Read before it is marked: the divider goes before what came since the last visit.
     since = unread.room_open_mark(room_id=room.pk, user_id=request.user.pk)
     first_unread = unread.first_unread(room=room, user_id=request.user.pk, since=since)
+    if first_unread and unread.still_here(room_id=room.pk, user_id=request.user.pk):
+        first_unread = None
     if first_unread is not None and not page:
         page = selectors.room_messages_page_from(room=room, message_id=first_unread.pk)
     page = page or selectors.room_messages_page(room=room)

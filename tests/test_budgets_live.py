@@ -91,14 +91,15 @@ async def test_a_budget_runs_out_mid_conversation_is_explained_and_renews_the_ne
     model_server.queue(COSTLY, Reply("A new day."))
     async with browser_session() as alice, browser_session() as bob:
         room_id, alice_name, _ = await shared_room(alice, bob, first)
-        # Enough for the first reply (300 tokens and the prompt), not for a second
-        # one's reservation as well (its prompt plus the ceiling).
-        daily_budget(stack, alice_name, 500)
         asker = await open_socket(alice, first, room_id)
         watcher = await open_socket(bob, second, room_id)
 
         await ask(asker, "Write a lot")
         await frames_until(watcher, answered, within=30)
+        # What the first reply cost (its prompt and the ceiling's 100 tokens), and less
+        # than a second one's reservation (its prompt plus the ceiling) on top.
+        spent = sum(tokens for tokens, _settled, _estimated in charges(stack, alice_name))
+        daily_budget(stack, alice_name, spent + 50)
         await ask(asker, "And more")
         frames = await frames_until(asker, lambda f: 'id="budget-notice"' in f)
         told = text_of(frames[-1])

@@ -6,6 +6,7 @@ from importlib import import_module
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from chat import search
 from chat.models import Message
@@ -156,22 +157,28 @@ def test_saving_a_final_message_unchanged_keeps_one_index_entry(room_factory, me
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_migration_leaves_only_final_messages_in_the_index(room_factory, message_factory):
-    # The migration just before it (it is the last, so every column is there) has
-    # the old triggers. The database goes forward again whatever happens, or every
-    # later test would meet the old schema.
+def test_the_migration_leaves_only_final_messages_in_the_index(user):
+    # The migration just before it has the old triggers; rows are written with the
+    # models as they were then. The database goes forward again whatever happens,
+    # or every later test would meet the old schema.
     before = import_module("chat.migrations.0009_search_index_final_only").Migration
-    call_command("migrate", "chat", before.dependencies[0][1], verbosity=0)
+    target = before.dependencies[0][1]
+    call_command("migrate", "chat", target, verbosity=0)
     try:
-        room = room_factory()
-        final = message_factory(room, "final words")
-        streaming = message_factory(room, "half a thought", role="assistant", status="streaming")
+        then = MigrationExecutor(connection).loader.project_state(("chat", target)).apps
+        old_room, old_message = then.get_model("chat", "Room"), then.get_model("chat", "Message")
+        room = old_room.objects.create(name="Test room", owner_id=user.pk)
+        final = old_message.objects.create(room=room, role="user", content="final words")
+        streaming = old_message.objects.create(
+            room=room, role="assistant", status="streaming", content="half a thought"
+        )
         assert indexed() == [final.pk, streaming.pk]  # the old triggers indexed every save
     finally:
         call_command("migrate", "chat", verbosity=0)
     assert indexed() == [final.pk]
-    streaming.content, streaming.status = "a whole thought", Message.Status.COMPLETE
-    streaming.save()
+    saved = Message.objects.get(pk=streaming.pk)
+    saved.content, saved.status = "a whole thought", Message.Status.COMPLETE
+    saved.save()
     assert indexed() == [final.pk, streaming.pk]
 
 

@@ -16,7 +16,7 @@ SERVER_ENV = {"CHAT_MAX_REPLY_TOKENS": "100"}
 
 def budget_saved(page: Page, tokens: str) -> None:
     page.get_by_label("Tokens a month").fill(tokens)
-    page.get_by_role("button", name="Save budget").click()
+    page.get_by_role("button", name="Set budget").click()
 
 
 def test_a_room_over_its_budget_skips_the_question_and_says_why(

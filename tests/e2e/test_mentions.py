@@ -133,7 +133,9 @@ def test_the_divider_and_the_recap_are_the_returning_reader_s_alone(
 ):
     path = shared_room("Trip")
     bob_page = open_tab(bob_context, path)
+    expect(page.locator("#presence .presence__name")).to_have_count(2)
     bob_page.close()  # bob leaves; his last read is now
+    expect(page.locator("#presence .presence__name")).to_have_count(1)
     send(page, "Flights are booked")
     send(page, "Now the hotel")
     expect(page.locator("#messages .message--user")).to_have_count(2)
