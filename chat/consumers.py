@@ -49,7 +49,7 @@ CLOSE_FEED_LOST = 1012
 FORWARDED_EVENTS = {"chat.message", "chat.presence", "chat.queue"}
 
 
-class ChatConsumer(RoomFrames, RoomPresence, RoomSync, BudgetNotices, AsyncWebsocketConsumer):
+class ChatConsumer(RoomPresence, RoomSync, BudgetNotices, RoomFrames, AsyncWebsocketConsumer):
     # None on a refused socket, which reads no frames; connect() sets both before any frame.
     room: Room = None  # type: ignore[assignment]
     outbox: Outbox = None  # type: ignore[assignment]
@@ -195,3 +195,6 @@ class ChatConsumer(RoomFrames, RoomPresence, RoomSync, BudgetNotices, AsyncWebso
         """The room was deleted, or this user left it."""
         if event["user_id"] in (None, self.scope["user"].pk):
             await self.close(code=CLOSE_ROOM_NOT_FOUND)
+
+    async def _refuse(self, reason: str) -> None:
+        await self.send(text_data=rendering.composer_answer(error=reason))

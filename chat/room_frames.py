@@ -51,6 +51,7 @@ class RoomFrames:
     close: Callable[..., Awaitable[None]]
     _catch_up: Callable[[dict[str, Any]], Awaitable[None]]
     _presence_join: Callable[[], Awaitable[None]]
+    _refuse: Callable[[str], Awaitable[None]]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room is None:
@@ -161,6 +162,3 @@ class RoomFrames:
                 message_id=message_id,
                 content=form.cleaned_data["content"],
             )
-
-    async def _refuse(self, reason: str) -> None:
-        await self.send(text_data=rendering.composer_answer(error=reason))

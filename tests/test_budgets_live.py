@@ -4,6 +4,7 @@ and a model server that reports no usage."""
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,14 +106,18 @@ async def test_a_budget_runs_out_mid_conversation_is_explained_and_renews_the_ne
         told = text_of(frames[-1])
         tomorrow = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         tomorrow += timedelta(days=1)
-        assert "The AI cannot answer: your daily token budget has" in told
+        assert "The AI cannot answer: your daily token budget has 50 tokens left" in told
         assert f"It renews at {tomorrow:%Y-%m-%d} 00:00 UTC." in told
+        needed = int(re.search(r"a reply may need ([\d,]+)", told)[1].replace(",", ""))
         # The other member sees the question, and that the AI skipped it.
         seen = await frames_until(watcher, skipped("And more"))
         assert "the asker&#x27;s daily token budget ran out" in seen[-1]
         assert not any('id="budget-notice"' in frame for frame in seen)
 
-        # A day later the budget has renewed.
+        # A day later the budget has renewed. A budget that holds the next reservation
+        # (the last one's and "Good morning") still refuses it on top of today's spend.
+        assert spent > 40
+        daily_budget(stack, alice_name, needed + 20)
         write(stack, "update chat_charge set at = datetime(at, '-1 day')")
         await ask(asker, "Good morning")
         await frames_until(
