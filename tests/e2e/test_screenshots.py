@@ -223,7 +223,7 @@ def test_shared_room_with_a_mention_a_reaction_and_a_recap(
     page.locator("#members").get_by_label("Username").fill("minji")
     page.locator("#members").get_by_role("button", name="Share").click()
     expect(page.locator("#members .members__name")).to_have_text(["minji"])
-    narrow = {"viewport": {"width": 550, "height": 900}}
+    narrow = {"viewport": {"width": 550, "height": 1250}}
     alice = new_context(**narrow).new_page()
     alice.goto(path)
     minji_tab = new_context(storage_state=minji, **narrow).new_page()
@@ -250,8 +250,10 @@ def test_shared_room_with_a_mention_a_reaction_and_a_recap(
         )
     )
     minji_tab.get_by_role("button", name="Catch me up").click()
+    expect(minji_tab.locator("#recap")).to_contain_text("Hometax card totals [2]")
     expect(minji_tab.locator("#recap")).to_have_attribute("aria-busy", "false")
-    minji_tab.locator("#since-divider").scroll_into_view_if_needed()
+    # The recap, the divider and the mention together, from the top of the conversation.
+    minji_tab.evaluate("document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
     shots = [image.imread(io.BytesIO(tab.screenshot()), format="png") for tab in (alice, minji_tab)]
     gap = np.ones((shots[0].shape[0], 8, shots[0].shape[2]), dtype=shots[0].dtype)
     buffer = io.BytesIO()
