@@ -47,24 +47,34 @@ class TaxLawSearch:
     documents: list[TaxLawDocument]
     # No embeddings were available: ranked by keywords alone.
     keyword_only: bool
+    # The searcher was past CHAT_RATE_LIMIT, so no embedding was asked for.
+    rate_limited: bool = False
 
 
 async def taxlaw_search(
-    *, query: str, k: int = PAGE_DOCUMENTS, strict: bool = False
+    *, query: str, k: int = PAGE_DOCUMENTS, strict: bool = False, embed: bool = True
 ) -> TaxLawSearch:
     """The `k` documents that best answer `query`. `strict`: an embedding server that
-    fails raises its ModelError, rather than ranking by keywords alone."""
+    fails raises its ModelError, rather than ranking by keywords alone. Without
+    `embed` (the searcher is past the rate limit) it ranks by keywords alone."""
     query = query.strip()
     if not query:
         return TaxLawSearch(query=query, documents=[], keyword_only=not llm.is_configured())
     keyword_ranking = await sync_to_async(taxlaw_keyword_ranking)(query=query, limit=CANDIDATES)
-    vector_ranking = await taxlaw_vector_ranking(query=query, limit=CANDIDATES, strict=strict)
+    vector_ranking = (
+        await taxlaw_vector_ranking(query=query, limit=CANDIDATES, strict=strict) if embed else None
+    )
     if vector_ranking is None:
         ranking = keyword_ranking
     else:
         ranking = rankings_fuse([vector_ranking, keyword_ranking])
     documents = await sync_to_async(_documents_in_order)(ranking[:k])
-    return TaxLawSearch(query=query, documents=documents, keyword_only=vector_ranking is None)
+    return TaxLawSearch(
+        query=query,
+        documents=documents,
+        keyword_only=vector_ranking is None,
+        rate_limited=not embed,
+    )
 
 
 async def taxlaw_vector_ranking(

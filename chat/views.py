@@ -16,8 +16,10 @@ from chat import (
     feedback,
     invites,
     limits,
+    llm,
     mentions,
     rag,
+    ratelimit,
     reactions,
     selectors,
     services,
@@ -223,7 +225,13 @@ def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
-    search = await rag.taxlaw_search(query=request.GET.get("query", ""))
+    query = request.GET.get("query", "")
+    # Each search's embedding is a model call: it counts toward CHAT_RATE_LIMIT, and
+    # past it the search ranks by keywords alone.
+    embed = True
+    if query.strip() and llm.is_configured():
+        embed = not await ratelimit.message_rate_hit(user_id=request.user.pk)
+    search = await rag.taxlaw_search(query=query, embed=embed)
     # Typing in the search box swaps only the results; a history restore needs the page.
     if request.htmx and not request.htmx.history_restore_request:
         template = "chat/taxlaw_document_list.html#results"

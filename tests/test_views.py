@@ -238,6 +238,19 @@ def test_search_as_you_type_answers_with_the_results_fragment(client, taxlaw_doc
     assert "<html" in restore.content.decode()
 
 
+def test_searches_past_the_rate_limit_rank_by_keywords_without_the_model(
+    client, settings, taxlaw_document_factory, model
+):
+    settings.CHAT_RATE_LIMIT = 1
+    taxlaw_document_factory()
+    first = client.get(SEARCH, {"query": "퇴직금"}).content.decode()
+    second = client.get(SEARCH, {"query": "퇴직금 소득"}).content.decode()
+    assert "searched faster than the rate limit allows" not in first
+    assert "searched faster than the rate limit allows" in second
+    assert "퇴직금의 소득구분" in second  # found by its words
+    assert [request["input"] for request in model.embedding_requests] == [["퇴직금"]]
+
+
 def test_search_without_a_model_says_it_is_keyword_only(client, settings, taxlaw_document_factory):
     settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
     taxlaw_document_factory()
