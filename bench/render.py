@@ -95,11 +95,12 @@ def fragment_us(message: Message) -> float:
 
 def main(sizes: list[int]) -> dict[str, object]:
     # The process's first page pays for template compilation and imports; not the room's cost.
-    _logged_in().get(fill(2).get_absolute_url())
+    room = fill(2)
+    _logged_in().get(room.get_absolute_url())
     return {
         "rooms": [measure(size) for size in sizes],
         "fragment_us": {
-            role: fragment_us(Message(pk=1, role=role, content=text))
+            role: fragment_us(Message(pk=1, room=room, role=role, content=text))
             for role, text in (("user", QUESTION), ("assistant", ANSWER))
         },
     }
