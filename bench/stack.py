@@ -97,6 +97,7 @@ def stack(
             "DATABASE_URL": f"sqlite:///{database.fresh()}",
             "REDIS_URL": redis.url,
             "CHANNELS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+            "CHAT_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
             "OPENAI_API_KEY": "bench",
             "OPENAI_BASE_URL": model.base_url,
             "OPENAI_MODEL": "bench",

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from tests.servers import DaphneServer, migrate
+from tests.servers import DaphneServer, migrate, redis_prefixes
 from tests.slow import patience
 from tests.wsutil import page_of
 
@@ -50,7 +50,7 @@ def running_stack(
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"live-{uuid.uuid4().hex[:8]}",
+        **redis_prefixes("live"),
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": model_url,
         "OPENAI_MODEL": "test-model",

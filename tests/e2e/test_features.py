@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.e2e.conftest import serving, sign_up
 from tests.e2e.pages import last_reply, open_tab, send
 from tests.fakeopenai import FakeOpenAI, Reply
-from tests.servers import ROOT, DaphneServer
+from tests.servers import ROOT, DaphneServer, redis_prefixes
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,7 @@ def app_server(
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'db.sqlite3'}",
         "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+        **redis_prefixes("e2e"),
         "OPENAI_BASE_URL": model_server.base_url,
         "OPENAI_API_KEY": "test-key",
         "OPENAI_MODEL": "test-model",
