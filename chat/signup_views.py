@@ -5,6 +5,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
+from django.contrib.auth.views import LoginView
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -42,3 +43,12 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         login(request, user)
         return redirect(room)
     return render(request, "registration/signup.html", {"form": form})
+
+
+class Login(LoginView):
+    """Django's login page, offering sign-up only to someone who may use it."""
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        return super().get_context_data(**kwargs) | {
+            "signup_open": signups.signup_open(request=self.request)
+        }

@@ -46,6 +46,19 @@ def test_closed_sign_up_refuses_a_post_and_creates_nothing(settings):
     assert not User.objects.filter(username="intruder").exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_the_login_page_offers_sign_up_only_while_it_is_open(settings, mode):
+    settings.CHAT_SIGNUP = mode
+    english = Client().get("/accounts/login/").content.decode()
+    korean = Client(headers={"accept-language": "ko"}).get("/accounts/login/").content.decode()
+    offered = 'href="/accounts/signup/"'
+    assert (offered in english, offered in korean) == (mode == "open", mode == "open")
+    if mode == "closed":
+        assert "Accounts on this server come from its administrator." in english
+        assert "이 서버의 계정은 관리자가 만들어 줍니다." in korean
+
+
 @pytest.mark.integration
 @pytest.mark.asyncio
 async def test_a_server_with_sign_up_closed_refuses_accounts(
