@@ -1,6 +1,7 @@
 """The documents on a real PostgreSQL with pgvector: a fresh database migrates in
 one go, loads the sample into a halfvec(3072) column with an HNSW index, and
-answers vector, hybrid and keyword searches.
+answers vector, hybrid and keyword searches; and two claims racing for the last
+of one person's budget take it once.
 
 The server comes from tests/pgembed.py. Without a Python 3.12 these tests skip,
 saying why, except under CI (the CI variable set), where they fail instead.
@@ -109,3 +110,15 @@ def test_hybrid_search_puts_the_answer_first(probe):
 def test_without_a_model_postgresql_searches_by_keywords(probe):
     assert probe["keyword_only"]["flag"] is True
     assert probe["keyword_only"]["found"][0] == RETIREMENT
+
+
+def test_two_claims_by_one_person_take_the_last_of_a_budget_once(pg_env):
+    """budgets.budget_check locks the person's budget row: the second claim waits for
+    the first's commit, sees its reservation, and is refused (without the lock it
+    would read the sum before the first's commit, and both would reserve)."""
+    found = json.loads(django(pg_env, "-m", "tests.pgbudget_probe"))
+    assert (found["first"], found["second"], found["charges"]) == (
+        "reserved",
+        "refused: 40 left",
+        1,
+    )
