@@ -55,18 +55,18 @@ async def room_send(*, room_id: int, html: Mapping[str, str], key: str | None = 
     "html" and the others' as "translations", and each tab gets its own. `key`
     names the one message it carries: a slow tab skips to its newest version.
     """
-    default = settings.LANGUAGE_CODE
-    event = {
-        "type": "chat.message",
-        "html": html[default],
-        "translations": {code: text for code, text in html.items() if code != default},
-        "key": key,
-    }
-    await get_channel_layer().group_send(room_group(room_id), event)
+    await get_channel_layer().group_send(
+        room_group(room_id), fragment_event("chat.message", html, key=key)
+    )
 
 
 def room_send_sync(*, room_id: int, html: Mapping[str, str], key: str | None = None) -> None:
     async_to_sync(room_send)(room_id=room_id, html=html, key=key)
+
+
+def group_send_sync(*, group: str, event: dict) -> None:
+    """Send a Channels event to a group from synchronous code (an after_commit callback)."""
+    async_to_sync(get_channel_layer().group_send)(group, event)
 
 
 async def delta_send(*, room_id: int, message_id: int, frame: str) -> None:
@@ -112,8 +112,8 @@ def user_group(user_id: int) -> str:
 
 
 def fragment_event(event_type: str, html: Mapping[str, str], **fields: object) -> dict:
-    """A Channels event of its own type carrying a fragment in every language, shaped
-    like room_send's ("html" in the default language, the others in "translations").
+    """A Channels event carrying a fragment in every language: "html" in the default
+    language, the others in "translations" (room_send's "chat.message" is one).
     A "key" field names what it shows, so a slow tab gets only its newest version."""
     default = settings.LANGUAGE_CODE
     return {
@@ -144,8 +144,8 @@ def queue_changed_on_commit(*, room_id: int) -> None:
 def _queue_send(*, room_id: int) -> None:
     queue = selectors.room_queue(room_id=room_id)
     html = rendering.in_every_language(rendering.queue, queue=queue)
-    async_to_sync(get_channel_layer().group_send)(
-        room_group(room_id), fragment_event("chat.queue", html, key="queue")
+    group_send_sync(
+        group=room_group(room_id), event=fragment_event("chat.queue", html, key="queue")
     )
 
 
@@ -166,12 +166,12 @@ def room_reset_on_commit(*, room: Room, cleared_through: int) -> None:
         rendering.in_every_language(rendering.room_reset, room=room),
         cleared_through=cleared_through,
     )
-    after_commit(_group_send_sync, group=room_group(room.pk), event=event)
+    after_commit(group_send_sync, group=room_group(room.pk), event=event)
 
 
 def reply_stop_on_commit(*, reply_id: int) -> None:
     """After commit, Stop to whichever process writes this reply."""
-    after_commit(_group_send_sync, group=reply_group(reply_id), event={"type": "reply.stop"})
+    after_commit(group_send_sync, group=reply_group(reply_id), event={"type": "reply.stop"})
 
 
 async def reply_stop(*, reply_id: int) -> None:
@@ -181,14 +181,10 @@ async def reply_stop(*, reply_id: int) -> None:
 def room_gone_on_commit(*, room_id: int, user_id: int | None) -> None:
     """After commit, close the room's tabs with 4404: one user's (they left), or everyone's."""
     event = {"type": "chat.room_gone", "user_id": user_id}
-    after_commit(_group_send_sync, group=room_group(room_id), event=event)
+    after_commit(group_send_sync, group=room_group(room_id), event=event)
 
 
 def room_member_removed_on_commit(*, room_id: int, user_id: int) -> None:
     """After commit, the removed user's tabs of the room close themselves (4403)."""
     event = {"type": "chat.member_removed", "user_id": user_id}
-    after_commit(_group_send_sync, group=room_group(room_id), event=event)
-
-
-def _group_send_sync(*, group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
+    after_commit(group_send_sync, group=room_group(room_id), event=event)

@@ -18,8 +18,6 @@ it renews.
 
 from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet, Sum
@@ -28,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chat import limits, llm, metrics, rendering, selectors
-from chat.broadcast import after_commit, fragment_event, room_group
+from chat.broadcast import after_commit, fragment_event, group_send_sync, room_group
 from chat.budget_models import Charge, UserBudget, day_start, month_start
 from chat.models import Message, Room
 from chat.tokens import tokens_estimate, tokens_estimate_messages
@@ -220,17 +218,13 @@ def question_skip(*, question: Message, spent: Spent) -> None:
         return
     html = rendering.in_every_language(_notice, spent=spent)
     event = fragment_event("chat.budget_spent", html, user_id=spent.asker_id)
-    after_commit(_group_send_sync, group=room_group(question.room_id), event=event)
+    after_commit(group_send_sync, group=room_group(question.room_id), event=event)
 
 
 def _notice(*, spent: Spent) -> str:
     return render_to_string(
         f"{rendering.ROOM_TEMPLATE}#budget_notice", {"text": spent.text(), "oob": True}
     )
-
-
-def _group_send_sync(*, group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
 
 
 def room_budget_set(*, room: Room, tokens: int | None) -> Room:

@@ -11,16 +11,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
 from chat import authority, ratelimit, rendering
-from chat.broadcast import after_commit, fragment_event, room_group
+from chat.broadcast import after_commit, room_send_sync
 from chat.models import Message, Reaction
 from chat.turns.refusals import RateLimited, Refused
 
@@ -116,5 +114,4 @@ def _reactions_send(*, room_id: int, message_id: int) -> None:
     groups = reactions_by_message(message_ids=[message_id]).get(message_id, [])
     message = Message(pk=message_id, room_id=room_id)
     html = rendering.in_every_language(reactions_html, message=message, groups=groups, oob=True)
-    event = fragment_event("chat.message", html, key=f"reactions-{message_id}")
-    async_to_sync(get_channel_layer().group_send)(room_group(room_id), event)
+    room_send_sync(room_id=room_id, html=html, key=f"reactions-{message_id}")
