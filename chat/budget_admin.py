@@ -67,10 +67,20 @@ class UserBudgetAdmin(SpendingColumns, admin.ModelAdmin):
 
 @admin.register(Charge)
 class ChargeAdmin(admin.ModelAdmin):
-    """The ledger, to read: it is written by the replies themselves."""
+    """The ledger, to read: it is written by the replies and recaps themselves."""
 
-    list_display = ["at", "user", "room", "reply_id", "model", "tokens", "settled", "estimated"]
-    list_filter = ["settled", "estimated"]
+    list_display = [
+        "at",
+        "user",
+        "room",
+        "kind",
+        "reply_id",
+        "model",
+        "tokens",
+        "settled",
+        "estimated",
+    ]
+    list_filter = ["kind", "settled", "estimated"]
     search_fields = ["user__username", "room__name"]
     date_hierarchy = "at"
     list_select_related = ["user", "room"]

@@ -59,15 +59,22 @@ class UserBudget(models.Model):
 
 
 class Charge(models.Model):
-    """Tokens one reply spent, charged to the person whose question it answers.
+    """Tokens one reply spent, charged to the person whose question it answers, or
+    one recap (Catch me up, chat.recaps), charged to the person who asked for it.
 
     Written at the claim as a reservation (the estimated prompt plus the reply
     ceiling), then replaced by what the server reported, or the estimate, when
     the reply ends. A ledger: it outlives the reply and the room it was spent in.
     """
 
+    class Kind(models.TextChoices):
+        REPLY = "reply", _("reply")
+        RECAP = "recap", _("recap")
+
+    kind = models.CharField(_("spent on"), max_length=10, choices=Kind.choices, default=Kind.REPLY)
     # Not a foreign key: a charge stays when its reply is deleted (a new prompt).
-    reply_id = models.PositiveBigIntegerField(db_index=True)
+    # None for a recap, which is never saved.
+    reply_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -105,4 +112,6 @@ class Charge(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.RECAP:
+            return f"{self.tokens} tokens for a recap"
         return f"{self.tokens} tokens for reply {self.reply_id}"

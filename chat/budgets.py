@@ -14,6 +14,10 @@ the estimate when it reported none. A reservation that does not fit raises
 Spent: a new question is then saved and shown, marked skipped
 (`question_skip`), and its asker's tabs are told which budget ran out and when
 it renews.
+
+A recap (Catch me up, chat.recaps) is model spend too: `recap_reserve` and
+`recap_settle` charge it the same way, to its asker and its room; one that does
+not fit is refused with the same notice.
 """
 
 from datetime import datetime, timedelta
@@ -164,24 +168,41 @@ def question_of(*, reply: Message) -> Message | None:
 def charge_reserve(*, room: Room, reply: Message, asker_id: int | None) -> Charge:
     """Reserve what `reply` may cost, charged to `asker_id`, or raise Spent (counted
     in /metrics). In the transaction that claims the reply."""
-    now = timezone.now()
     prompt = prompt_estimate(room=room, reply=reply)
+    return _reserve(
+        room=room,
+        user_id=asker_id,
+        prompt=prompt,
+        reply_id=reply.pk,
+        text_before=len(reply.content),
+    )
+
+
+def recap_reserve(*, room: Room, user_id: int, prompt: int) -> Charge:
+    """Reserve what a recap of `prompt` tokens may cost, or raise Spent (counted in
+    /metrics). It is charged to its asker, and to the room: the model's spend there,
+    like its replies'."""
+    with transaction.atomic():
+        return _reserve(room=room, user_id=user_id, prompt=prompt, kind=Charge.Kind.RECAP)
+
+
+def _reserve(*, room: Room, user_id: int | None, prompt: int, **fields: object) -> Charge:
+    now = timezone.now()
     ceiling = limits.limits_reply_ceiling(room=room)
     try:
-        budget_check(room=room, user_id=asker_id, needed=prompt + ceiling, now=now)
+        budget_check(room=room, user_id=user_id, needed=prompt + ceiling, now=now)
     except Spent as spent:
         metrics.BUDGET_REFUSALS.labels(budget=spent.budget).inc()
         raise
     return Charge.objects.create(
-        reply_id=reply.pk,
-        user_id=asker_id,
+        user_id=user_id,
         room=room,
         model=llm.model_name(model=room.model),
         prompt_tokens=prompt,
         completion_tokens=ceiling,
         tokens=prompt + ceiling,
-        text_before=len(reply.content),
         at=now,
+        **fields,
     )
 
 
@@ -192,15 +213,28 @@ def charge_settle(*, reply: Message) -> None:
     charge = Charge.objects.filter(reply_id=reply.pk, settled=False).order_by("pk").last()
     if charge is None:
         return
-    new_text = reply.content[charge.text_before :]
+    counts = None
     if reply.prompt_tokens is not None and reply.completion_tokens is not None:
-        prompt, completion, estimated = reply.prompt_tokens, reply.completion_tokens, False
+        counts = (reply.prompt_tokens, reply.completion_tokens)
+    new_text = reply.content[charge.text_before :]
+    _settle(charge=charge, model=reply.model or charge.model, counts=counts, new_text=new_text)
+
+
+def recap_settle(*, charge: Charge, usage: llm.Usage | None, text: str) -> None:
+    """Replace a recap's reservation with what it spent, as charge_settle does a reply's."""
+    counts = (usage.prompt_tokens, usage.completion_tokens) if usage else None
+    _settle(charge=charge, model=charge.model, counts=counts, new_text=text)
+
+
+def _settle(*, charge: Charge, model: str, counts: tuple[int, int] | None, new_text: str) -> None:
+    if counts is not None:
+        (prompt, completion), estimated = counts, False
     elif new_text:
         prompt, completion, estimated = charge.prompt_tokens, tokens_estimate(text=new_text), True
     else:
         prompt, completion, estimated = 0, 0, True
     Charge.objects.filter(pk=charge.pk, settled=False).update(
-        model=reply.model or charge.model,
+        model=model,
         prompt_tokens=prompt,
         completion_tokens=completion,
         tokens=prompt + completion,

@@ -31,7 +31,7 @@ QUESTIONS_QUEUED = Gauge("chat_questions_queued", "Questions waiting for their r
 FRAMES_SENT = Counter("chat_frames_sent", "Websocket frames sent to tabs.")
 REPLIES = Counter("chat_replies", "Replies finished, by outcome.", ["outcome"])
 MODEL_ERRORS = Counter("chat_model_errors", "Model faults, by kind.", ["kind"])
-# Counted from the usage the server reports with each reply (replies.usage_record).
+# Counted from the usage the server reports with each reply and recap (usage.usage_count).
 TOKENS = Counter(
     "chat_tokens", "Tokens the model server reported, by model and kind.", ["model", "kind"]
 )

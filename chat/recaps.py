@@ -3,9 +3,11 @@ read it ({"action": "catch_up"} on the room's socket).
 
 The recap streams into the asker's own tab only (#recap), like a reply, and is
 never saved: it is not in the room, nor in what the model reads in later turns.
-It counts toward the asker's rate limit. With nothing new it says so, and the
-model is not called. Each point cites the messages it comes from as [n]; those
-become links that open the message in place (static/chat/recap.js).
+It counts toward the asker's rate limit, and its tokens toward the asker's budgets
+and the room's, like a reply's (chat.budgets); one that does not fit them is refused
+with the same notice. With nothing new it says so, and the model is not called.
+Each point cites the messages it comes from as [n]; those become links that open
+the message in place (static/chat/recap.js).
 """
 
 import asyncio
@@ -18,7 +20,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -27,11 +28,12 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from chat import llm, ratelimit, selectors, tokens, unread
+from chat import budgets, limits, llm, ratelimit, selectors, tokens, unread, usage
 from chat import markdown as chat_markdown
+from chat.budget_models import Charge
 from chat.models import Message, Room
 from chat.outbox import Outbox
-from chat.turns.refusals import RateLimited, Refused
+from chat.turns.refusals import BudgetSpent, RateLimited, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +90,12 @@ async def recap_ask(*, room: Room, user: AbstractBaseUser, tab: Tab) -> None:
         return
     if retry_after := await ratelimit.message_rate_hit(user_id=user.pk):
         raise RateLimited(retry_after)
-    # Charging the asker's token budget (CHAT_USER_TOKENS_PER_DAY) for the recap belongs here.
-    task = asyncio.create_task(_write(missed=missed, user=user, language=language, send=send))
+    turns, charge = await database_sync_to_async(_reserve)(
+        missed=missed, user_id=user.pk, language=language
+    )
+    task = asyncio.create_task(
+        _write(missed=missed, turns=turns, charge=charge, language=language, send=send)
+    )
     _running[channel] = task
     task.add_done_callback(lambda _task: _running.pop(channel, None))
 
@@ -104,13 +110,25 @@ def recap_missed(*, room: Room, user_id: int) -> Missed:
     return Missed(room=room, messages=list(found))
 
 
+def _reserve(*, missed: Missed, user_id: int, language: str) -> tuple[list[llm.ChatTurn], Charge]:
+    """The request, and what it may cost reserved in the budgets; refused, with
+    nothing reserved, when it does not fit them."""
+    turns = recap_turns(missed=missed, language=language)
+    prompt = tokens.tokens_estimate_messages(messages=turns)
+    try:
+        charge = budgets.recap_reserve(room=missed.room, user_id=user_id, prompt=prompt)
+    except budgets.Spent as spent:
+        raise BudgetSpent(spent, own=True) from spent
+    return turns, charge
+
+
 def recap_turns(*, missed: Missed, language: str) -> list[llm.ChatTurn]:
     """The request: the instructions, then the messages, the newest that fit the
-    context window (CHAT_CONTEXT_TOKENS) with room for the recap."""
+    room's context window with room for the recap (chat.limits)."""
     name = translation.get_language_info(language)["name"]
     system = {"role": "system", "content": RECAP_PROMPT.format(language=name)}
     lines: list[str] = []
-    budget = (settings.CHAT_CONTEXT_TOKENS or 0) - (settings.CHAT_MAX_REPLY_TOKENS or 0)
+    budget = limits.limits_prompt_budget(room=missed.room)
     budget -= tokens.tokens_estimate_messages(messages=[system])
     for number, message in reversed(list(enumerate(missed.messages, start=1))):
         line = f"[{number}] {json.dumps(_author(message), ensure_ascii=False)}: "
@@ -145,14 +163,15 @@ def _author(message: Message) -> str:
 async def _write(
     *,
     missed: Missed,
-    user: AbstractBaseUser,
+    turns: list[llm.ChatTurn],
+    charge: Charge,
     language: str,
     send: Callable[..., Awaitable[None]],
 ) -> None:
     text, error, shown = "", "", 0.0
-    answer = llm.stream_reply(
-        recap_turns(missed=missed, language=language), model=missed.room.model
-    )
+    room = missed.room
+    ceiling = limits.limits_reply_ceiling(room=room)
+    answer = llm.stream_reply(turns, model=room.model, max_tokens=ceiling)
     with translation.override(language):
         try:
             await send(_fragment(state="streaming"), key="recap")
@@ -167,8 +186,21 @@ async def _write(
         except Exception:
             logger.exception("the recap of room %s failed", missed.room.pk)
             error = gettext("Something went wrong on the server.")
+        finally:
+            await _settle(charge=charge, counts=answer.usage, text=text)
         html = recap_html(missed=missed, text=text)
         await send(_fragment(state="done", html=html, error=error), key="recap")
+
+
+async def _settle(*, charge: Charge, counts: llm.Usage | None, text: str) -> None:
+    """Charge what the recap spent, before it is shown done. A failure leaves the
+    reservation charged, which errs high, and the recap is still shown."""
+    if counts:
+        usage.usage_count(model=charge.model, counts=counts)
+    try:
+        await database_sync_to_async(budgets.recap_settle)(charge=charge, usage=counts, text=text)
+    except Exception:
+        logger.exception("settling the recap charge %s failed", charge.pk)
 
 
 def _fragment(*, state: str, html: str = "", error: str = "") -> str:

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import budgets, faults, limits, llm, metrics, observability, rendering, shutdown, usage
+from chat import budgets, faults, limits, llm, observability, rendering, shutdown, usage
 from chat.broadcast import (
     delta_send,
     message_key,
@@ -111,19 +111,18 @@ async def _write(
         logger.exception("reply %s failed", stream.reply.pk)
         return Message.Status.ERROR, gettext_noop("Something went wrong on the server.")
     finally:
-        usage_record(reply=stream.reply, usage=answer.usage)
+        usage_record(reply=stream.reply, counts=answer.usage)
     # Cut at the reply ceiling: the reply says so, and Continue carries it on.
     stream.reply.length_limited = answer.finish_reason == "length"
     return Message.Status.COMPLETE, ""
 
 
-def usage_record(*, reply: Message, usage: llm.Usage | None) -> None:
+def usage_record(*, reply: Message, counts: llm.Usage | None) -> None:
     """Put the server's token counts on the reply (saved with its final state); None is unknown."""
-    reply.prompt_tokens = usage.prompt_tokens if usage else None
-    reply.completion_tokens = usage.completion_tokens if usage else None
-    if usage:
-        metrics.TOKENS.labels(model=reply.model, kind="prompt").inc(usage.prompt_tokens)
-        metrics.TOKENS.labels(model=reply.model, kind="completion").inc(usage.completion_tokens)
+    reply.prompt_tokens = counts.prompt_tokens if counts else None
+    reply.completion_tokens = counts.completion_tokens if counts else None
+    if counts:
+        usage.usage_count(model=reply.model, counts=counts)
 
 
 def _stream_interval() -> float:

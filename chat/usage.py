@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from chat import llm, metrics
 from chat.budget_models import Charge, month_start
 from chat.models import Message, Room
 
@@ -25,6 +26,12 @@ def price_cost(*, model: str, prompt_tokens: int, completion_tokens: int) -> Dec
     except (KeyError, ArithmeticError, ValueError):
         return None
     return (prompt * prompt_tokens + completion * completion_tokens) / PER
+
+
+def usage_count(*, model: str, counts: llm.Usage) -> None:
+    """Count the tokens the server reported for a reply or a recap in /metrics."""
+    metrics.TOKENS.labels(model=model, kind="prompt").inc(counts.prompt_tokens)
+    metrics.TOKENS.labels(model=model, kind="completion").inc(counts.completion_tokens)
 
 
 def reply_cost(*, reply: Message) -> Decimal | None:

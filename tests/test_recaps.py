@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
-from chat import recaps
+from chat import budgets, recaps
+from chat.budget_models import Charge, day_start
 from chat.models import Message, RoomRead
 from tests.fakeopenai import Reply
 from tests.wsutil import action, receive_until
@@ -100,9 +102,76 @@ def test_citations_become_links_and_others_stay_text(room, user, message_factory
     assert "none [3]" in html
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_recap_past_the_askers_budget_is_refused_without_calling_the_model(
+    room, user, bob, connect, model, message_factory, settings
+):
+    settings.CHAT_USER_TOKENS_PER_DAY = 10
+    await sync_to_async(away)(room, bob)
+    await sync_to_async(message_factory)(room, "news", author=user)
+    tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+    await tab.send_to(text_data=action("catch_up"))
+    frame = await tab.receive_from()
+    assert "The AI cannot answer: your daily token budget has 10 tokens left" in frame
+    assert 'id="recap"' not in frame
+    assert model.requests == []
+    assert not await Charge.objects.aexists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_recap_is_charged_to_its_asker_and_the_room_as_the_server_counted_it(
+    room, user, bob, connect, model, message_factory
+):
+    room.max_reply_tokens = 64
+    await room.asave(update_fields=["max_reply_tokens"])
+    await sync_to_async(away)(room, bob)
+    await sync_to_async(message_factory)(room, "Shall we meet on Friday?", author=user)
+    recap = Reply("- alice asks to meet on Friday [1]")
+    model.queue(recap)
+    counted = REGISTRY.get_sample_value(
+        "chat_tokens_total", {"model": "test-model", "kind": "completion"}
+    )
+    tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
+
+    await tab.send_to(text_data=action("catch_up"))
+    await receive_until(tab, recap_done)
+
+    [request] = model.requests
+    assert request["max_tokens"] == 64, "the room's reply ceiling"
+    # The fake server counts a prompt's words, and a reply's chunks.
+    prompt = sum(len(turn["content"].split()) for turn in request["messages"])
+    completion = len(recap.deltas())
+    charge = await Charge.objects.aget()
+    assert (charge.user_id, charge.room_id, charge.kind, charge.reply_id) == (
+        bob.pk,
+        room.pk,
+        Charge.Kind.RECAP,
+        None,
+    )
+    assert (charge.tokens, charge.settled, charge.estimated) == (prompt + completion, True, False)
+    today = day_start(timezone.now())
+    spent = await sync_to_async(budgets.tokens_spent)(
+        charges=Charge.objects.filter(user=bob), since=today
+    )
+    assert spent == prompt + completion
+    now_counted = REGISTRY.get_sample_value(
+        "chat_tokens_total", {"model": "test-model", "kind": "completion"}
+    )
+    assert now_counted == (counted or 0) + completion
+
+
 @pytest.mark.django_db
-def test_the_request_keeps_the_newest_messages_that_fit(room, user, message_factory, settings):
-    settings.CHAT_CONTEXT_TOKENS, settings.CHAT_MAX_REPLY_TOKENS = 300, 100
+@pytest.mark.parametrize("limited_by", ["settings", "room"])
+def test_the_request_keeps_the_newest_messages_that_fit(
+    room, user, message_factory, settings, limited_by
+):
+    if limited_by == "settings":
+        settings.CHAT_CONTEXT_TOKENS, settings.CHAT_MAX_REPLY_TOKENS = 300, 100
+    else:
+        settings.CHAT_CONTEXT_TOKENS, settings.CHAT_MAX_REPLY_TOKENS = 128_000, 4096
+        room.context_tokens, room.max_reply_tokens = 300, 100
     shown = [message_factory(room, f"message {i} " + "word " * 40, author=user) for i in range(5)]
     turns = recaps.recap_turns(missed=recaps.Missed(room=room, messages=shown), language="ko")
     assert "Korean" in turns[0]["content"]
