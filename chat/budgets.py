@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from chat import limits, llm, metrics, rendering, selectors
 from chat.broadcast import after_commit, fragment_event, group_send_sync, room_group
 from chat.budget_models import Charge, UserBudget, day_start, month_start
+from chat.model_stream import Usage
 from chat.models import Message, Room
 from chat.tokens import tokens_estimate, tokens_estimate_messages
 
@@ -220,7 +221,7 @@ def charge_settle(*, reply: Message) -> None:
     _settle(charge=charge, model=reply.model or charge.model, counts=counts, new_text=new_text)
 
 
-def recap_settle(*, charge: Charge, usage: llm.Usage | None, text: str) -> None:
+def recap_settle(*, charge: Charge, usage: Usage | None, text: str) -> None:
     """Replace a recap's reservation with what it spent, as charge_settle does a reply's."""
     counts = (usage.prompt_tokens, usage.completion_tokens) if usage else None
     _settle(charge=charge, model=charge.model, counts=counts, new_text=text)

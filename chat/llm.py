@@ -1,6 +1,7 @@
 """The model: an async iterator of text deltas (with the reply's token usage once
 it ends), the server's list of models, and embeddings for document search.
-The only module that imports openai.
+The only module that imports openai: it opens the requests and maps their faults
+to ModelError; chat.model_stream reads what a streamed reply is made of.
 
 With OPENAI_API_KEY or OPENAI_BASE_URL set, replies come from that
 OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp's server...).
@@ -9,12 +10,11 @@ so a fresh checkout shows the whole flow.
 """
 
 import asyncio
-import json
+import contextlib
 import logging
 import re
 import weakref
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -29,6 +29,7 @@ from django.utils.translation import gettext_noop
 from openai.types.chat import ChatCompletionMessageParam
 
 from chat.demo import DEMO_MODEL_NAME, demo_reply
+from chat.model_stream import Finish, ModelReply, StreamBroken, Usage, stream_items
 
 logger = logging.getLogger(__name__)
 
@@ -59,49 +60,6 @@ def model_name(*, model: str | None = None) -> str:
 
 def is_configured() -> bool:
     return bool(settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens as the server counted them for one reply."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
-class Finish:
-    """Why the server ended a reply: "stop", "length" (the reply ceiling)..."""
-
-    reason: str
-
-
-class ModelReply:
-    """A reply being streamed: iterate it for text deltas; once it has ended,
-    `usage` holds the server's token counts, or None when it reported none, and
-    `finish_reason` why it ended ("length": cut at the reply ceiling)."""
-
-    def __init__(self, deltas: "AsyncGenerator[str | Usage | Finish]") -> None:
-        self._deltas = deltas
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-
-    def __aiter__(self) -> "ModelReply":
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            item = await anext(self._deltas)
-            if isinstance(item, Usage):
-                self.usage = item
-                continue
-            if isinstance(item, Finish):
-                self.finish_reason = item.reason
-                continue
-            return item
-
-    async def aclose(self) -> None:
-        await self._deltas.aclose()
 
 
 def stream_reply(
@@ -135,38 +93,24 @@ async def _server_reply(
     try:
         # The raw response: the SDK's client, base URL and status errors, without
         # its per-chunk model objects (a fifth of a streaming process's time).
-        async with client.chat.completions.with_streaming_response.create(
-            model=model or settings.OPENAI_MODEL,
-            # Our turns are plain dicts of the SDK's message shape.
-            messages=cast(list[ChatCompletionMessageParam], list(turns)),
-            stream=True,
-            # The reply ceiling: a reply cut by it ends with finish_reason "length".
-            max_tokens=max_tokens,
-            # The last chunk then carries the token counts.
-            stream_options={"include_usage": True},
-            **options,
-        ) as response:
+        async with (
+            client.chat.completions.with_streaming_response.create(
+                model=model or settings.OPENAI_MODEL,
+                # Our turns are plain dicts of the SDK's message shape.
+                messages=cast(list[ChatCompletionMessageParam], list(turns)),
+                stream=True,
+                # The reply ceiling: a reply cut by it ends with finish_reason "length".
+                max_tokens=max_tokens,
+                # The last chunk then carries the token counts.
+                stream_options={"include_usage": True},
+                **options,
+            ) as response,
+            contextlib.aclosing(stream_items(response.iter_lines())) as items,
+        ):
             # Leaving the block, also when the reply is stopped, closes the
             # response: the server stops generating.
-            done = ended = False
-            async for line in response.iter_lines():
-                # Blank lines end events and ":" lines keep the connection alive. After
-                # [DONE] the body is read to its end, so the connection is reused.
-                if done or not line.startswith("data:"):
-                    continue
-                if (data := line[5:].strip()) == "[DONE]":
-                    done = True
-                    continue
-                delta, usage, finish = _chunk_parse(data)
-                if delta:
-                    yield delta
-                if usage is not None:
-                    yield usage
-                if finish is not None:
-                    ended = True
-                    yield finish
-            if not (done or ended):
-                raise _StreamBroken("the stream ended before the reply did")
+            async for item in items:
+                yield item
     # Faults after the stream has started come from httpx, not the SDK.
     except (openai.APITimeoutError, httpx.TimeoutException) as exc:
         raise ModelError(gettext_noop("The model did not answer in time."), kind="timeout") from exc
@@ -182,43 +126,10 @@ async def _server_reply(
         raise ModelError(
             HTTP_STATUS_ERROR % {"status": exc.status_code}, kind="http_status"
         ) from exc
-    except (openai.APIError, httpx.TransportError, _StreamBroken) as exc:
+    except (openai.APIError, httpx.TransportError, StreamBroken) as exc:
         # A connection cut mid-stream, a malformed stream, or an error sent in it.
         logger.warning("model stream failed: %r", exc)
         raise ModelError(gettext_noop("The model's reply was cut off."), kind="cut_off") from exc
-
-
-class _StreamBroken(Exception):
-    """The stream broke its format, or the server sent an error in it."""
-
-
-def _chunk_parse(data: str) -> tuple[str, Usage | None, Finish | None]:
-    """One chunk's text delta, token counts, and finish reason (the reply has ended)."""
-    try:
-        chunk = json.loads(data)
-    except ValueError as exc:
-        raise _StreamBroken(f"not JSON: {data[:200]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise _StreamBroken(f"not a chunk: {data[:200]!r}")
-    if (error := chunk.get("error")) is not None:
-        raise _StreamBroken(f"the server sent an error: {error!r:.200}")
-    delta, usage, finish = "", None, None
-    try:
-        if choices := chunk.get("choices"):
-            choice = choices[0]
-            delta = choice.get("delta", {}).get("content") or ""
-            if reason := choice.get("finish_reason"):
-                finish = Finish(reason=str(reason))
-        if counts := chunk.get("usage"):
-            usage = Usage(
-                prompt_tokens=int(counts["prompt_tokens"]),
-                completion_tokens=int(counts["completion_tokens"]),
-            )
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-        raise _StreamBroken(f"not a chunk: {data[:200]!r}") from exc
-    if not isinstance(delta, str):
-        raise _StreamBroken(f"not a chunk: {data[:200]!r}")
-    return delta, usage, finish
 
 
 def models_list() -> list[str]:

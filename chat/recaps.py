@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from chat import budgets, limits, llm, ratelimit, selectors, tokens, unread, usage
 from chat import markdown as chat_markdown
 from chat.budget_models import Charge
+from chat.model_stream import Usage
 from chat.models import Message, Room
 from chat.outbox import Outbox
 from chat.turns.refusals import BudgetSpent, RateLimited, Refused
@@ -192,7 +193,7 @@ async def _write(
         await send(_fragment(state="done", html=html, error=error), key="recap")
 
 
-async def _settle(*, charge: Charge, counts: llm.Usage | None, text: str) -> None:
+async def _settle(*, charge: Charge, counts: Usage | None, text: str) -> None:
     """Charge what the recap spent, before it is shown done. A failure leaves the
     reservation charged, which errs high, and the recap is still shown."""
     if counts:

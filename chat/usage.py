@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from chat import llm, metrics
+from chat import metrics
 from chat.budget_models import Charge, month_start
+from chat.model_stream import Usage
 from chat.models import Message, Room
 
 PER = Decimal(1_000_000)  # prices are per million tokens
@@ -28,7 +29,7 @@ def price_cost(*, model: str, prompt_tokens: int, completion_tokens: int) -> Dec
     return (prompt * prompt_tokens + completion * completion_tokens) / PER
 
 
-def usage_count(*, model: str, counts: llm.Usage) -> None:
+def usage_count(*, model: str, counts: Usage) -> None:
     """Count the tokens the server reported for a reply or a recap in /metrics."""
     metrics.TOKENS.labels(model=model, kind="prompt").inc(counts.prompt_tokens)
     metrics.TOKENS.labels(model=model, kind="completion").inc(counts.completion_tokens)

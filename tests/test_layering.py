@@ -75,3 +75,18 @@ def test_views_and_services_start_nothing_and_services_render_nothing():
     for module in ("chat.views", "chat.services", "chat.consumers"):
         assert not edges[module] & starters, (module, edges[module] & starters)
     assert "chat.rendering" not in edges["chat.services"]
+
+
+def test_only_the_model_module_imports_openai():
+    importers = set()
+    for path in CHAT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            if any(name == "openai" or name.startswith("openai.") for name in names):
+                importers.add(module_name(path))
+    assert importers == {"chat.llm"}

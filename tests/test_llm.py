@@ -1,10 +1,9 @@
 """The model module, through the real openai SDK against the tests' server."""
 
-import json
-
 import pytest
 
 from chat import llm
+from chat.model_stream import Usage
 from tests.fakeopenai import Reply
 from tests.servers import free_port
 
@@ -85,7 +84,7 @@ async def test_usage_is_what_the_server_reported(model):
     answer = llm.stream_reply(TURNS)
     assert [delta async for delta in answer] == ["a", "b", "c"]
     # The fake server counts the prompt's words (3) and the reply's chunks (3).
-    assert answer.usage == llm.Usage(prompt_tokens=3, completion_tokens=3)
+    assert answer.usage == Usage(prompt_tokens=3, completion_tokens=3)
 
 
 async def test_usage_is_unknown_when_the_server_reports_none(model):
@@ -101,76 +100,6 @@ async def test_the_demo_model_reports_no_usage(settings):
     assert "".join([delta async for delta in answer]).startswith("**Offline demo model.**")
     assert answer.usage is None
     assert llm.model_name(model="gpt-4o") == llm.DEMO_MODEL_NAME
-
-
-def chunk(content: str | None = None, finish_reason: str | None = None, **extra) -> str:
-    delta = {} if content is None else {"content": content}
-    choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-    return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]} | extra)
-
-
-USAGE = 'data: {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}}'
-
-
-async def test_keep_alive_comments_and_other_fields_are_skipped(model):
-    model.queue(
-        Reply(
-            lines=(
-                ": PROCESSING",
-                "event: message",
-                chunk("Hel"),
-                "id: 7",
-                chunk("lo", usage=None),
-                chunk(finish_reason="stop"),
-                USAGE,
-                "data: [DONE]",
-            )
-        )
-    )
-    answer = llm.stream_reply(TURNS)
-    assert [delta async for delta in answer] == ["Hel", "lo"]
-    assert answer.usage == llm.Usage(prompt_tokens=4, completion_tokens=2)
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        "data: {not json",
-        "data: [1, 2]",
-        'data: {"choices": [{"delta": {"content": 5}}]}',
-        'data: {"choices": "abc"}',
-        'data: {"choices": [], "usage": {"prompt_tokens": 1}}',
-    ],
-)
-async def test_a_malformed_line_cuts_the_reply_off(model, bad):
-    model.queue(Reply(lines=(chunk("Hel"), bad, chunk("lo", "stop"), "data: [DONE]")))
-    answer = llm.stream_reply(TURNS)
-    deltas = []
-    with pytest.raises(llm.ModelError, match="cut off") as raised:
-        async for delta in answer:
-            deltas.append(delta)
-    assert deltas == ["Hel"]
-    assert raised.value.kind == "cut_off"
-
-
-async def test_an_error_object_mid_stream_cuts_the_reply_off(model):
-    error = {"error": {"message": "overloaded", "type": "server_error"}}
-    model.queue(Reply(lines=(chunk("Hel"), "data: " + json.dumps(error), chunk("lo", "stop"))))
-    with pytest.raises(llm.ModelError, match="cut off") as raised:
-        await collect()
-    assert raised.value.kind == "cut_off"
-
-
-async def test_a_stream_that_ends_before_the_reply_did_is_cut_off(model):
-    # The body ends cleanly, but with neither a finish_reason nor [DONE].
-    model.queue(Reply(lines=(chunk("Hel"), chunk("lo"))))
-    with pytest.raises(llm.ModelError, match="cut off"):
-        await collect()
-
-
-async def test_a_finish_reason_without_done_ends_the_reply(model):
-    model.queue(Reply(lines=(chunk("Hel"), chunk("lo", "stop"))))
-    assert await collect() == ["Hel", "lo"]
 
 
 async def test_a_connection_cut_mid_stream_is_cut_off(model):
