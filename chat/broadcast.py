@@ -1,10 +1,11 @@
 """The room group on the channel layer: what a write tells the tabs, rendered here, once.
 
-Only services and the turn modules (chat.turns, chat.replies) call these, and the
-socket's catch-up (chat.room_sync) to pass on a tab's ask for a streaming reply. What is
-sent after a commit is sent with robust=True: a broadcast Redis refuses is logged
-and left to the pages' repair (each update carries its seq; a gap, a silence or a
-reconnect makes a page sync), and never undoes or stalls the write."""
+Only services and the turn modules (chat.turns, chat.replies, chat.reply_stream) call
+these, and the socket's catch-up (chat.room_sync) to pass on a tab's ask for a
+streaming reply. What is sent after a commit is sent with robust=True: a broadcast
+Redis refuses is logged and left to the pages' repair (each update carries its seq;
+a gap, a silence or a reconnect makes a page sync), and never undoes or stalls the
+write."""
 
 import logging
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ def room_group(room_id: int) -> str:
 
 
 def reply_asks_group(message_id: int) -> str:
-    """Where the process streaming a reply hears that a tab asked for it (chat.replies)."""
+    """Where the process streaming a reply hears that a tab asked for it (chat.reply_stream)."""
     return f"reply-asks-{message_id}"
 
 

@@ -37,7 +37,7 @@ from chat import mdblocks
 
 # A page that missed a delta, or loaded the reply between two, asks for the
 # message with the seq it holds, and the next delta is whole from the blocks that
-# page had (chat.replies): it takes up the stream from there. In case that ask was
+# page had (chat.reply_stream): it takes up the stream from there. In case that ask was
 # lost, a tail goes whole this often too (seconds); each time costs every tab the
 # whole tail.
 WHOLE_TAIL_EVERY = 10.0

@@ -115,7 +115,7 @@ def message_oob(*messages: Message) -> str:
 
 
 def room_usage_oob(*, room: Room, room_usage: RoomUsage) -> str:
-    """The room's token total, sent with a reply's final state (chat.replies)."""
+    """The room's token total, sent with a reply's final state (chat.reply_stream)."""
     return render_to_string(
         f"{ROOM_TEMPLATE}#room_usage", {"room": room, "room_usage": room_usage, "oob": True}
     )

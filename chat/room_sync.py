@@ -48,7 +48,7 @@ class RoomSync:
         saved_seq, status = held
         if status == Message.Status.STREAMING:
             # Its process makes the next delta whole from the blocks this page holds
-            # (chat.replies): no read of the text, which lags the stream anyway.
+            # (chat.reply_stream): no read of the text, which lags the stream anyway.
             await reply_ask(message_id, seq=seq)
         elif saved_seq > seq:
             newer = await database_sync_to_async(selectors.room_message_newer)(

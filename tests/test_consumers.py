@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 from prometheus_client import REGISTRY
 
-from chat import broadcast, replies, services
+from chat import broadcast, reply_stream, services
 from chat.models import Message
 from config.asgi import application
 from tests.conftest import ORIGIN, replies_finished, session_cookie
@@ -192,13 +192,13 @@ async def test_a_dropped_final_update_is_repaired_by_asking_for_that_message(
 ):
     """The layer delivers at most once: here the reply's final broadcast is dropped on
     purpose, and the tab, seeing its streaming message fall silent, asks for it."""
-    real_send = replies.room_send
+    real_send = reply_stream.room_send
 
     async def drop_the_final_update(*, room_id, html, key=None):
         if 'data-status="streaming"' in html["en"]:
             await real_send(room_id=room_id, html=html, key=key)
 
-    monkeypatch.setattr(replies, "room_send", drop_the_final_update)
+    monkeypatch.setattr(reply_stream, "room_send", drop_the_final_update)
     model.queue(Reply("The end never arrives live.", tokens_per_second=100))
     tab = await connect(f"/ws/chat/{room.pk}/")
     await tab.send_to(text_data=send("hi"))

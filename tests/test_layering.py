@@ -13,7 +13,7 @@ CHAT = Path(__file__).resolve().parent.parent / "chat"
 # The domain: rooms, messages and who may act. It never reaches up into turns.
 DOMAIN = {"chat.models", "chat.services", "chat.selectors", "chat.authority", "chat.forms"}
 TURNS = (
-    {"chat.replies", "chat.leases", "chat.shutdown", "chat.lifecycle"}
+    {"chat.replies", "chat.reply_stream", "chat.leases", "chat.shutdown", "chat.lifecycle"}
     | {f"chat.turns.{path.stem}" for path in (CHAT / "turns").glob("*.py")}
     | {"chat.turns"}
 )

@@ -126,20 +126,6 @@ async def test_replies_streaming_at_once_share_the_process_update_budget(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_partial_text_is_saved_while_streaming(room_factory, model, settings):
-    settings.CHAT_SAVE_INTERVAL = 0.2
-    room = await sync_to_async(room_factory)()
-    model.queue(Reply(chunks=tuple(f"p{i} " for i in range(30)), tokens_per_second=30))
-    await actions.message_send(room_id=room.pk, author=room.owner, content="go")
-    await asyncio.sleep(0.6)
-    reply = await Message.objects.aget(room=room, role="assistant")
-    assert reply.status == "streaming"
-    assert reply.content.startswith("p0 p1 ")
-    await replies_finished()
-
-
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
 async def test_a_reply_whose_history_was_cleared_stops_quietly(room_factory, model, settings):
     settings.CHAT_SAVE_INTERVAL = 0.05
     room = await sync_to_async(room_factory)(system_prompt="old")
@@ -235,25 +221,6 @@ async def test_the_local_sweep_ends_this_process_s_replies_that_have_no_turn(
     await actions.message_send(room_id=room.pk, author=room.owner, content="again")
     await replies_finished()
     assert await Message.objects.filter(room=room, status="complete", role="assistant").aexists()
-
-
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
-async def test_a_failed_periodic_save_is_retried_and_the_reply_goes_on(
-    room_factory, model, settings, caplog
-):
-    settings.CHAT_SAVE_INTERVAL, settings.CHAT_FAULT_POINT = 0.2, "save"
-    faults._fired.clear()
-    room = await sync_to_async(room_factory)()
-    model.queue(Reply(chunks=tuple(f"p{i} " for i in range(40)), tokens_per_second=40))
-    await actions.message_send(room_id=room.pk, author=room.owner, content="go")
-    await asyncio.sleep(0.6)
-    reply = await Message.objects.aget(room=room, role="assistant")
-    assert (reply.status, reply.content[:3]) == ("streaming", "p0 "), "saved at the next try"
-    await replies_finished()
-    await reply.arefresh_from_db()
-    assert reply.status == "complete" and reply.content == "".join(f"p{i} " for i in range(40))
-    assert "saving reply" in caplog.text and "trying again" in caplog.text
 
 
 @pytest.mark.asyncio
