@@ -29,12 +29,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from chat import limits, llm, metrics, rendering, selectors
+from chat import limits, llm, metrics, rendering
 from chat.broadcast import after_commit, fragment_event, group_send_sync, room_group
 from chat.budget_models import Charge, UserBudget, day_start, month_start
 from chat.model_stream import Usage
 from chat.models import Message, Room
-from chat.tokens import tokens_estimate, tokens_estimate_messages
+from chat.tokens import tokens_estimate
 
 DAY, MONTH, ROOM = "day", "month", "room"
 # The most a budget may be, as for the settings (config.settings._tokens).
@@ -141,19 +141,12 @@ def budget_check(*, room: Room, user_id: int | None, needed: int, now: datetime)
 def prompt_estimate(*, room: Room, reply: Message) -> int:
     """The tokens the model will be sent for `reply`: the conversation before it, and
     the text it already has when it is continued; at most the prompt's share of the
-    window. It walks back from the newest message and stops there, so a claim in a
-    long room reads no more than a window's worth of it."""
-    budget = limits.limits_prompt_budget(room=room)
-    shared = room.members.exists()
-    used = tokens_estimate_messages(messages=selectors.room_system_turns(room=room, shared=shared))
+    window (chat.limits.context_fill)."""
+    used = 0
     if reply.content:
-        used += limits.turn_tokens({"role": "assistant", "content": reply.content})
-    earlier = selectors.room_history_messages(room=room).filter(pk__lt=reply.pk).order_by("-pk")
-    for message in earlier.iterator(chunk_size=100):
-        if used >= budget:
-            break
-        used += limits.turn_tokens(selectors.message_turn(message=message, shared=shared))
-    return min(used, budget)
+        used = limits.turn_tokens({"role": "assistant", "content": reply.content})
+    shared = room.members.exists()
+    return limits.context_fill(room=room, shared=shared, before=reply.pk, used=used).tokens
 
 
 def question_of(*, reply: Message) -> Message | None:

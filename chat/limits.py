@@ -7,7 +7,11 @@ the newest turns are always kept; the oldest messages are left out first.
 Tokens are estimated offline (chat.tokens), erring high, so what is sent fits.
 """
 
+import hashlib
+from dataclasses import dataclass
+
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.translation import gettext_noop
 
 from chat import llm, selectors
@@ -66,21 +70,68 @@ def context_fit(*, turns: list[llm.ChatTurn], budget: int, keep: int = 1) -> lis
     return head + rest[start:] + kept
 
 
-def context_start(*, room: Room) -> int | None:
-    """The oldest message the room's next request still sends, or None when it sends
-    them all: the room shows where the model's memory begins. It walks back from
-    the newest message and stops once the window is full. A "!" question's
-    documents are not known before it is asked, so they are not counted here."""
-    shared = room.members.exists()
+@dataclass(frozen=True)
+class ContextFill:
+    """What fits in a request's prompt, walking back from the newest message."""
+
+    start: int | None  # the oldest message sent; None when every one is
+    tokens: int  # the prompt's estimate, at most the budget
+
+
+def context_fill(
+    *, room: Room, shared: bool, before: int | None = None, used: int = 0
+) -> ContextFill:
+    """The room's messages (those before `before`, if given) that its next request
+    sends, with the system turns and `used` tokens more (a continued reply's text).
+    It walks back from the newest message and stops once the prompt's share of the
+    window is full, so it reads no more than a window's worth of a long room. The
+    newest message is always counted, whatever it costs."""
     budget = limits_prompt_budget(room=room)
-    used = tokens_estimate_messages(messages=selectors.room_system_turns(room=room, shared=shared))
+    used += tokens_estimate_messages(messages=selectors.room_system_turns(room=room, shared=shared))
+    # Only what a turn is made of (and the room, which the manager sets): a long
+    # walk builds thousands of messages.
+    author = ("author__username", "author__first_name", "author__last_name")
+    newest_first = (
+        selectors.room_history_messages(room=room)
+        .only("room", "role", "content", *author)
+        .order_by("-pk")
+    )
+    if before is not None:
+        newest_first = newest_first.filter(pk__lt=before)
     oldest = None
-    newest_first = selectors.room_history_messages(room=room).order_by("-pk")
     for message in newest_first.iterator(chunk_size=100):
         cost = turn_tokens(selectors.message_turn(message=message, shared=shared))
-        # The newest message is always sent, whatever it costs.
         if oldest is not None and used + cost > budget:
-            return oldest
+            return ContextFill(start=oldest, tokens=budget)
         used += cost
         oldest = message.pk
-    return None
+    return ContextFill(start=None, tokens=min(used, budget))
+
+
+# Long enough for a quiet room; a stale version's entry is never read again.
+CONTEXT_START_SECONDS = 24 * 3600
+
+
+def context_start(*, room: Room, shared: bool | None = None) -> int | None:
+    """The oldest message the room's next request still sends, or None when it sends
+    them all: the room shows where the model's memory begins. A "!" question's
+    documents are not known before it is asked, so they are not counted here.
+
+    Pass `shared` (whether the room has members) when it is known. The walk reads up
+    to a window of messages, so its answer is cached under the room's version
+    (Room.version moves with every change to its messages) and what else it depends
+    on: every page open in a long room would otherwise pay for it. Each process
+    walks once per change; author names edited since count at the next change."""
+    if shared is None:
+        shared = room.members.exists()
+    prompt = hashlib.blake2b(room.system_prompt.encode(), digest_size=8).hexdigest()
+    budget = limits_prompt_budget(room=room)
+    # created_at too: a fresh database (the tests') numbers its rooms from 1 again.
+    key = f"context-start:{room.pk}:{room.created_at.timestamp()}:{room.version}"
+    key += f":{budget}:{shared}:{prompt}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached[0]
+    start = context_fill(room=room, shared=shared).start
+    cache.set(key, (start,), CONTEXT_START_SECONDS)
+    return start

@@ -29,11 +29,10 @@ def mention_candidates(*, content: str) -> set[str]:
     return {name for name in MENTION.findall(content) if name.lower() != AI_NAME}
 
 
-def room_member_names(*, room: Room, exclude_user_id: int | None = None) -> list[str]:
-    """The usernames of the room's people (its owner and members), sorted."""
+def room_people(*, room: Room) -> list[str]:
+    """The usernames of the room's people (its owner and members), sorted. More than
+    one means the room is shared (the owner is never a member)."""
     people = get_user_model().objects.filter(Q(pk=room.owner_id) | Q(shared_rooms=room))
-    if exclude_user_id is not None:
-        people = people.exclude(pk=exclude_user_id)
     return sorted(set(people.values_list("username", flat=True)))
 
 

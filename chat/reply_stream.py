@@ -110,7 +110,8 @@ class ReplyStream:
             budgets.charge_settle(reply=self.reply)
             if not self._mine().update(**self._fields(final=True)):
                 return False
-            self.reply.version = room_version_bump(
+            # The room's too: chat.limits.context_start reads it after this.
+            self.room.version = self.reply.version = room_version_bump(
                 room_id=self.room.pk, message_ids=[self.reply.pk]
             )
         return True

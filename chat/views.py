@@ -71,6 +71,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if first_unread is not None and not page:
         page = selectors.room_messages_page_from(room=room, message_id=first_unread.pk)
     page = page or selectors.room_messages_page(room=room)
+    people = mentions.room_people(room=room)
     return render(
         request,
         "chat/room_detail.html",
@@ -80,11 +81,11 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "found": found,
             "first_unread": first_unread.pk if first_unread else None,
-            "mention_names": mentions.room_member_names(room=room, exclude_user_id=request.user.pk),
+            "mention_names": [name for name in people if name != request.user.get_username()],
             "queue": selectors.room_queue(room_id=room.pk),
             "form": MessageForm(),
             "room_usage": usage.room_usage(room=room),
-            "context_start": limits.context_start(room=room),
+            "context_start": limits.context_start(room=room, shared=len(people) > 1),
         },
     )
 

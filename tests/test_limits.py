@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from chat import limits, llm
+from chat import budgets, limits, llm
+from chat.broadcast import room_version_bump
 from chat.models import Message, Room
 from chat.tokens import tokens_estimate, tokens_estimate_messages
 from tests.fakeopenai import Reply
@@ -190,6 +194,48 @@ def test_the_divider_sits_before_the_oldest_message_sent(client, room_factory, m
     turns = [turn("user", row.content) for row in rows]
     fitted = limits.context_fit(turns=turns, budget=limits.limits_prompt_budget(room=room))
     assert len(fitted) == len([row for row in rows if row.pk >= start])
+
+
+@pytest.mark.django_db
+def test_the_divider_is_walked_once_per_change_to_the_room(room_factory, message_factory):
+    room = room_factory(context_tokens=600, max_reply_tokens=100)
+    rows = [message_factory(room, f"message {i} " + "word " * 40) for i in range(30)]
+    start = limits.context_start(room=room)
+    # Another page open reads no message: the walk is kept for this version.
+    with CaptureQueriesContext(connection) as queries:
+        assert limits.context_start(room=room, shared=False) == start
+    assert len(queries) == 0
+    # A new message is a change to the room (its version): the divider moves on.
+    newest = message_factory(room, "the newest " + "word " * 40)
+    room.version = room_version_bump(room_id=room.pk, message_ids=[newest.pk])
+    moved = limits.context_start(room=room)
+    assert moved is not None and moved > start
+    # So does a smaller window, and a member (whose author lines count).
+    room.context_tokens = 400
+    assert limits.context_start(room=room) > moved
+    room.context_tokens = 600
+    fitted = limits.context_fit(
+        turns=[turn("user", row.content) for row in [*rows, newest]],
+        budget=limits.limits_prompt_budget(room=room),
+    )
+    assert moved == [*rows, newest][-len(fitted)].pk
+    room.members.add(get_user_model().objects.create(username="member"))
+    assert limits.context_start(room=room) > moved
+
+
+@pytest.mark.django_db
+def test_a_reservation_counts_what_the_request_sends(room_factory, message_factory):
+    room = room_factory(context_tokens=600, max_reply_tokens=100)
+    rows = [message_factory(room, f"message {i} " + "word " * 40) for i in range(30)]
+    reply = Message.objects.create(room=room, role="assistant", status="streaming")
+    # The window is full: the prompt's share of it, all of it.
+    assert budgets.prompt_estimate(room=room, reply=reply) == 500
+    # A short room: every message, as a request would carry them.
+    Message.objects.filter(pk__in=[row.pk for row in rows[:-2]]).delete()
+    sent = [turn("user", row.content) for row in rows[-2:]]
+    assert budgets.prompt_estimate(room=room, reply=reply) == tokens_estimate_messages(
+        messages=sent
+    )
 
 
 @pytest.mark.asyncio
