@@ -4,6 +4,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import Client
 
 from tests.fakeopenai import Reply
 from tests.wsutil import messages_in, receive_until, reply_finished, send
@@ -73,9 +74,21 @@ async def test_the_edit_control_is_on_user_messages(room, connect, model):
     await tab.send_to(text_data=send("hello"))
     frames = await receive_until(tab, lambda f: any(m.role == "user" for m in messages_in(f)))
     (user_message,) = [m for m in messages_in(frames[-1]) if m.role == "user"]
-    assert 'name="action" value="edit"' in user_message.html
-    assert f'name="message" value="{user_message.pk}"' in user_message.html
+    # A message carries its text as written; the page holds the one edit form, which
+    # room-tools.js fills with it on the room's last user message.
+    assert '<template class="message__source">hello</template>' in user_message.html
+    assert 'name="action" value="edit"' not in user_message.html
     await receive_until(tab, reply_finished)
+    page = await sync_to_async(page_html)(room)
+    form = page.split('<template id="edit-fields">')[1].split("</template>")[0]
+    assert 'name="action" value="edit"' in form and 'name="message" value=""' in form
+    assert page.count('name="action" value="edit"') == 1
+
+
+def page_html(room) -> str:
+    browser = Client()
+    browser.force_login(room.owner)
+    return browser.get(room.get_absolute_url()).content.decode()
 
 
 async def test_only_the_last_user_message_can_be_edited(room, connect, model):

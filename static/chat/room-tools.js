@@ -7,18 +7,30 @@
   const messages = () => document.getElementById("messages");
 
   // The server renders each message once for every tab, so it cannot know whose
-  // tab it is in: show Edit on the last user message if it is this user's.
+  // tab it is in: Edit goes on the last user message if it is this user's, made
+  // from the page's one edit form (#edit-fields) with the message's text.
   function showEdit() {
     const list = messages();
     const room = list && list.closest(".room");
-    if (!room) return;
-    const mine = room.dataset.user;
+    const fields = document.getElementById("edit-fields");
+    if (!room || !fields) return;
     const own = [...list.querySelectorAll("article.message--user")];
     const last = own[own.length - 1];
+    const editable = last && last.dataset.author === room.dataset.user ? last : null;
     for (const edit of list.querySelectorAll(".message__edit")) {
-      const article = edit.closest("article");
-      edit.hidden = !(article === last && article.dataset.author === mine);
+      if (edit.closest("article") !== editable) edit.remove();
     }
+    const tools = editable && editable.querySelector(".message__tools");
+    if (!tools || tools.querySelector(".message__edit")) return;
+    const edit = fields.content.firstElementChild.cloneNode(true);
+    const id = `edit-${editable.dataset.pk}`;
+    edit.querySelector("input[name=message]").value = editable.dataset.pk;
+    edit.querySelector("label").htmlFor = id;
+    const text = edit.querySelector("textarea");
+    text.id = id;
+    text.textContent = tools.querySelector("template.message__source").content.textContent;
+    tools.append(edit);
+    htmx.process(edit);
   }
 
   // Whole fragments only: a streaming reply's deltas never change whose message is last.

@@ -93,6 +93,41 @@ def test_edit_and_resend_by_keyboard_reaches_every_tab(
     assert model.requests[-1]["messages"][-1] == {"role": "user", "content": "Capital of Italy?"}
 
 
+def test_a_reaction_and_feedback_by_keyboard_after_a_reload(
+    page: Page, room: str, model: FakeOpenAI
+):
+    model.queue(Reply("Paris."))
+    ask(page, "Capital of France?")
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    extras = page.locator(f"#extras-{last_reply(page).get_attribute('data-pk')}")
+    # The page holds the picker's choices once; a picker gets them when it opens.
+    expect(page.locator("#messages .reactions__picker button")).to_have_count(0)
+    extras.locator(".reactions__picker summary").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(extras.get_by_role("button", name="❤️")).to_be_focused()
+    page.keyboard.press("Enter")
+    chip = extras.locator(".reactions__chip")
+    expect(chip).to_have_attribute("aria-label", "❤️ from alice")
+    expect(chip).to_have_attribute("aria-pressed", "true")
+
+    # The reply's feedback form, filled from the page's one set of fields.
+    feedback = extras.locator(".feedback")
+    feedback.get_by_text("Add a comment").focus()
+    page.keyboard.press("Enter")
+    feedback.get_by_label("Comment (optional)").fill("Short and right.")
+    feedback.get_by_role("button", name="Helpful", exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(feedback.get_by_role("status")).to_have_text("Thank you: your feedback was saved.")
+    page.reload()
+    expect(feedback.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(feedback.get_by_label("Comment (optional)")).to_have_value("Short and right.")
+
+
 def test_only_the_last_own_message_offers_edit(page: Page, room: str):
     ask(page, "first")
     ask(page, "second")
