@@ -9,7 +9,7 @@ while the page stays open.
 from datetime import datetime
 
 from asgiref.sync import async_to_sync
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -19,28 +19,22 @@ from chat.models import Message, Room, RoomRead
 
 def room_open_mark(*, room_id: int, user_id: int) -> datetime | None:
     """The user opens the room's page: it is read now. Returns the read before this
-    one (None if they had never opened it), kept as the user's `since`."""
+    one (None if they had never opened it), kept as the user's `since`.
+
+    One statement, on SQLite and PostgreSQL alike: the upsert moves the read it
+    replaces to `since` and returns it, so no lock or transaction is needed."""
+    table = connection.ops.quote_name(RoomRead._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (user_id, room_id, read_at, since) VALUES (%s, %s, %s, NULL) "
+        f"ON CONFLICT (user_id, room_id) DO UPDATE SET since = {table}.read_at, "
+        "read_at = excluded.read_at RETURNING id, since"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     try:
-        with transaction.atomic():
-            previous = (
-                RoomRead.objects.select_for_update()
-                .filter(room_id=room_id, user_id=user_id)
-                .values_list("read_at", flat=True)
-                .first()
-            )
-            RoomRead.objects.bulk_create(
-                [
-                    RoomRead(
-                        room_id=room_id, user_id=user_id, read_at=timezone.now(), since=previous
-                    )
-                ],
-                update_conflicts=True,
-                unique_fields=["user", "room"],
-                update_fields=["read_at", "since"],
-            )
+        (mark,) = RoomRead.objects.raw(sql, [user_id, room_id, now])
     except IntegrityError:
         return None  # the room was just deleted: nothing is new in it
-    return previous
+    return mark.since
 
 
 def room_since(*, room_id: int, user_id: int) -> datetime | None:
