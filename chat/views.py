@@ -243,11 +243,13 @@ async def taxlaw_document_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _extras(request: HtmxHttpRequest, shown: list[Message]) -> dict:
-    """What a page shows beside its messages: reactions, and this reader's feedback."""
+    """What a page shows beside its messages: reactions, and this reader's feedback on
+    its replies (a page of questions alone reads none)."""
     ids = [message.pk for message in shown]
+    replies = [message.pk for message in shown if message.role == Message.Role.ASSISTANT]
     return {
         "reactions": reactions.reactions_by_message(message_ids=ids),
-        "feedback": feedback.feedback_by_reader(user=request.user, message_ids=ids),
+        "feedback": feedback.feedback_by_reader(user=request.user, message_ids=replies),
     }
 
 
