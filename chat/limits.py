@@ -88,23 +88,14 @@ def context_fill(
     newest message is always counted, whatever it costs."""
     budget = limits_prompt_budget(room=room)
     used += tokens_estimate_messages(messages=selectors.room_system_turns(room=room, shared=shared))
-    # Only what a turn is made of (and the room, which the manager sets): a long
-    # walk builds thousands of messages.
-    author = ("author__username", "author__first_name", "author__last_name")
-    newest_first = (
-        selectors.room_history_messages(room=room)
-        .only("room", "role", "content", *author)
-        .order_by("-pk")
-    )
-    if before is not None:
-        newest_first = newest_first.filter(pk__lt=before)
     oldest = None
-    for message in newest_first.iterator(chunk_size=100):
-        cost = turn_tokens(selectors.message_turn(message=message, shared=shared))
+    turns = selectors.room_history_turns_newest_first(room=room, shared=shared, before=before)
+    for pk, turn in turns:
+        cost = turn_tokens(turn)
         if oldest is not None and used + cost > budget:
             return ContextFill(start=oldest, tokens=budget)
         used += cost
-        oldest = message.pk
+        oldest = pk
     return ContextFill(start=None, tokens=min(used, budget))
 
 

@@ -3,6 +3,7 @@
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -193,13 +194,32 @@ def room_history_messages(*, room: Room) -> QuerySet[Message]:
 
 def message_turn(*, message: Message, shared: bool) -> dict[str, str]:
     """A message as the model reads it."""
-    content = message.content
-    if message.role == Message.Role.USER:
+    name = user_display_name(message.author) if message.author else "?"
+    return _turn(role=message.role, content=message.content, name=name, shared=shared)
+
+
+def room_history_turns_newest_first(
+    *, room: Room, shared: bool, before: int | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The messages the model reads (those before `before`, if given), newest first, as
+    (id, turn), read as plain values: a walk back through a long room reads thousands."""
+    rows = room_history_messages(room=room).order_by("-pk")
+    if before is not None:
+        rows = rows.filter(pk__lt=before)
+    author = ("author_id", "author__first_name", "author__last_name", "author__username")
+    values = rows.values_list("pk", "role", "content", *author)
+    for pk, role, content, author_id, first, last, username in values.iterator(chunk_size=100):
+        # As user_display_name reads a user.
+        name = "?" if author_id is None else f"{first} {last}".strip() or username
+        yield pk, _turn(role=role, content=content, name=name, shared=shared)
+
+
+def _turn(*, role: str, content: str, name: str, shared: bool) -> dict[str, str]:
+    if role == Message.Role.USER:
         content = AI_MENTION.sub("", content, count=1)
         if shared:
-            name = user_display_name(message.author) if message.author else "?"
             content = f"[author: {json.dumps(name, ensure_ascii=False)}]\n{content}"
-    return {"role": message.role, "content": content}
+    return {"role": role, "content": content}
 
 
 # At most this many changed messages, the newest, are sent to a page catching up.

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from chat import budgets, limits, llm
+from chat import budgets, limits, llm, selectors
 from chat.broadcast import room_version_bump
 from chat.models import Message, Room
 from chat.tokens import tokens_estimate, tokens_estimate_messages
@@ -230,9 +230,15 @@ def test_a_reservation_counts_what_the_request_sends(room_factory, message_facto
     reply = Message.objects.create(room=room, role="assistant", status="streaming")
     # The window is full: the prompt's share of it, all of it.
     assert budgets.prompt_estimate(room=room, reply=reply) == 500
-    # A short room: every message, as a request would carry them.
+    # A short room: every message, as a request would carry them, author lines and all.
     Message.objects.filter(pk__in=[row.pk for row in rows[:-2]]).delete()
-    sent = [turn("user", row.content) for row in rows[-2:]]
+    author = get_user_model().objects.create(username="minji", first_name="Minji", last_name="Kim")
+    room.members.add(author)
+    message_factory(room, "@ai and one from minji", author=author)
+    reply.delete()  # one streaming reply per room
+    reply = Message.objects.create(room=room, role="assistant", status="streaming")
+    sent = selectors.room_history(room=room, before=reply)
+    assert '[author: "Minji Kim"]\nand one from minji' in sent[-1]["content"]
     assert budgets.prompt_estimate(room=room, reply=reply) == tokens_estimate_messages(
         messages=sent
     )
