@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from matplotlib import image
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, StorageState, expect
 
 from tests.e2e.conftest import sign_up
 from tests.e2e.pages import send
@@ -41,6 +41,20 @@ Ask me about any of these and I will go into detail."""
 def finished(page: Page) -> None:
     reply = page.locator("#messages .message--assistant").last
     expect(reply).not_to_have_attribute("data-status", "streaming", timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def person(browser: Browser, app_server: DaphneServer) -> Callable[[str], StorageState]:
+    """The cookies of someone signed up through the page, once per name: the
+    module's screenshots share one server and its accounts."""
+    accounts: dict[str, StorageState] = {}
+
+    def signed_up(name: str) -> StorageState:
+        if name not in accounts:
+            accounts[name] = sign_up(browser, app_server, name)
+        return accounts[name]
+
+    return signed_up
 
 
 def save(name: str, png: bytes) -> None:
@@ -111,10 +125,10 @@ def test_log_in_page(new_context: Callable[..., BrowserContext]):
 
 
 def test_room_edit_with_members(
-    page: Page, new_room: Callable[..., str], browser: Browser, app_server: DaphneServer
+    page: Page, new_room: Callable[..., str], person: Callable[[str], StorageState]
 ):
     for name in ("minji", "junho"):
-        sign_up(browser, app_server, name)
+        person(name)
     new_room("Weekend in Jeju", "You plan short trips: a day-by-day list, with costs in won.")
     page.get_by_role("link", name="Edit and share").click()
     members = page.locator("#members")
@@ -129,11 +143,10 @@ def test_shared_room_with_two_people_and_a_queued_question(
     new_context: Callable[..., BrowserContext],
     new_room: Callable[..., str],
     page: Page,
-    browser: Browser,
-    app_server: DaphneServer,
+    person: Callable[[str], StorageState],
     model: FakeOpenAI,
 ):
-    minji = sign_up(browser, app_server, "minji")
+    minji = person("minji")
     path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
     page.get_by_role("link", name="Edit and share").click()
     page.locator("#members").get_by_label("Username").fill("minji")
@@ -213,11 +226,10 @@ def test_shared_room_with_a_mention_a_reaction_and_a_recap(
     new_context: Callable[..., BrowserContext],
     new_room: Callable[..., str],
     page: Page,
-    browser: Browser,
-    app_server: DaphneServer,
+    person: Callable[[str], StorageState],
     model: FakeOpenAI,
 ):
-    minji = sign_up(browser, app_server, "minji")
+    minji = person("minji")
     path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
     page.get_by_role("link", name="Edit and share").click()
     page.locator("#members").get_by_label("Username").fill("minji")
