@@ -143,6 +143,27 @@ def test_a_room_mid_reply_and_after_it(signed_in_page: Page, new_room_path: str,
     settle(other)
 
 
+def test_a_reaction_feedback_and_an_edit(
+    signed_in_page: Page, new_room_path: str, model: FakeOpenAI
+):
+    """What the page fills in from its templates, and htmx's swap of the feedback form."""
+    page = signed_in_page
+    page.goto(new_room_path)
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "online")
+    model.queue(Reply("Paris."))
+    send(page, "Capital of France?")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    extras = page.locator(f"#extras-{last_reply(page).get_attribute('data-pk')}")
+    extras.locator(".reactions__picker summary").click()
+    extras.get_by_role("button", name="👍").click()
+    expect(extras.locator(".reactions__chip")).to_have_attribute("aria-pressed", "true")
+    extras.get_by_role("button", name="Not helpful").click()
+    expect(extras.get_by_role("status")).to_have_text("Thank you: your feedback was saved.")
+    page.locator("#messages .message--user .message__edit summary").last.click()
+    expect(page.get_by_role("button", name="Save and resend")).to_be_visible()
+    settle(page)
+
+
 def test_the_tax_law_search_and_a_grounded_reply(
     signed_in_page: Page, taxlaw_loaded: None, new_room_path: str
 ):
