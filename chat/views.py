@@ -287,6 +287,8 @@ def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResp
     context = _edit_context(room, form=RoomForm(instance=room), member_form=form)
     if request.htmx:
         return render(request, "chat/room_form.html#members", context)
+    if form.errors:  # a plain form post: the page again, with what was wrong
+        return render(request, "chat/room_form.html", context)
     return redirect("chat:room_edit", pk=room.pk)
 
 

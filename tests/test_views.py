@@ -383,11 +383,13 @@ def test_the_owner_shares_and_unshares_through_htmx(client, room_factory, bob):
     assert room.members.count() == 0
 
 
-def test_sharing_with_an_unknown_user_says_so(client, room_factory):
+@pytest.mark.parametrize("headers", [HTMX, {}], ids=["htmx", "plain form post"])
+def test_sharing_with_an_unknown_user_says_so(client, room_factory, headers):
     room = room_factory()
     response = client.post(
-        reverse("chat:room_member_add", args=[room.pk]), {"username": "nobody"}, **HTMX
+        reverse("chat:room_member_add", args=[room.pk]), {"username": "nobody"}, **headers
     )
+    assert response.status_code == 200
     assert "There is no user called “nobody”." in response.content.decode()
     assert room.members.count() == 0
 

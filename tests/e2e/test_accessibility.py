@@ -62,6 +62,7 @@ def site(
         paths.append(page.url.removeprefix(app_server.http_url))
         if state is bob:
             page.get_by_role("link", name="Edit and share").click()
+            page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
             page.locator("#members").get_by_label("Username").fill("alice")
             page.locator("#members").get_by_role("button", name="Share").click()
             expect(page.locator("#members .members__name")).to_have_text(["alice"])

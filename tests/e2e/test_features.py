@@ -145,6 +145,7 @@ def test_a_member_sees_no_edit_on_someone_else_s_message(
 ):
     bob = new_context(storage_state=sign_up(browser, app_server, "bob")).new_page()
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     page.locator("#members").get_by_label("Username").fill("bob")
     page.locator("#members").get_by_role("button", name="Share").click()
     expect(page.locator(".members__name")).to_have_text(["bob"])

@@ -75,6 +75,7 @@ def test_leave_asks_and_then_says_where_you_are(
     bob.wait_for_url(re.compile(r"/chat/\d+/$"))
     path = bob.url.removeprefix(app_server.http_url)
     bob.get_by_role("link", name="Edit and share").click()
+    bob.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     bob.locator("#members").get_by_label("Username").fill("alice")
     bob.locator("#members").get_by_role("button", name="Share").click()
     expect(bob.locator("#members .members__name")).to_have_text(["alice"])

@@ -55,6 +55,7 @@ def shared_room(page: Page, new_room: Callable[..., str]) -> Callable[[str], str
     def create(name: str) -> str:
         path = new_room(name)
         page.get_by_role("link", name="Edit and share").click()
+        page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
         members = page.locator("#members")
         members.get_by_label("Username").fill("bob")
         members.get_by_role("button", name="Share").click()

@@ -131,6 +131,7 @@ def test_room_edit_with_members(
         person(name)
     new_room("Weekend in Jeju", "You plan short trips: a day-by-day list, with costs in won.")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     members = page.locator("#members")
     for name in ("minji", "junho"):
         members.get_by_label("Username").fill(name)
@@ -149,6 +150,7 @@ def test_shared_room_with_two_people_and_a_queued_question(
     minji = person("minji")
     path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     page.locator("#members").get_by_label("Username").fill("minji")
     page.locator("#members").get_by_role("button", name="Share").click()
     expect(page.locator("#members .members__name")).to_have_text(["minji"])
@@ -232,6 +234,7 @@ def test_shared_room_with_a_mention_a_reaction_and_a_recap(
     minji = person("minji")
     path = new_room("Year-end tax settlement", "You answer Korean tax questions, citing the law.")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     page.locator("#members").get_by_label("Username").fill("minji")
     page.locator("#members").get_by_role("button", name="Share").click()
     expect(page.locator("#members .members__name")).to_have_text(["minji"])

@@ -31,6 +31,7 @@ def shared_room(page: Page, new_room: Callable[..., str]) -> Callable[..., str]:
     def create(name: str, *, ai_answers: str = "") -> str:
         path = new_room(name)
         page.get_by_role("link", name="Edit and share").click()
+        page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
         members = page.locator("#members")
         members.get_by_label("Username").fill("bob")
         members.get_by_role("button", name="Share").click()
@@ -176,6 +177,7 @@ def test_deleting_a_room_closes_the_other_persons_tab(
     expect(bob_list.locator(".room-card__name", has_text="Short-lived")).to_have_count(1)
 
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     page.get_by_role("link", name="Delete room…").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Delete room")
     page.get_by_role("button", name="Delete for everyone").click()

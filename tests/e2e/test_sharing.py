@@ -65,6 +65,7 @@ def test_owner_shares_the_room_and_both_chat_in_it_live(
 ):
     path = new_room("Trip planning", "Plan short trips.")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     expect(page).to_have_url(re.compile(r"/chat/\d+/edit/$"))
     # The members form swaps itself with HTMX: a full page load would drop this marker.
     page.evaluate("window.samePage = true")
@@ -114,6 +115,7 @@ def test_a_removed_member_is_shown_the_door_at_once(
 ):
     path = new_room("Short-lived club")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     members = page.locator("#members")
     members.get_by_label("Username").fill("bob")
     members.get_by_role("button", name="Share").click()

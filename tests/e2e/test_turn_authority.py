@@ -39,6 +39,7 @@ def test_only_at_ai_applies_to_open_tabs_and_a_removed_member_can_no_longer_send
 ):
     path = new_room("Only when called")
     page.get_by_role("link", name="Edit and share").click()
+    page.wait_for_url("**/edit/")  # loaded: htmx binds the forms
     edit_url = page.url
     page.locator("#members").get_by_label("Username").fill("bob")
     page.locator("#members").get_by_role("button", name="Share").click()
