@@ -8,13 +8,16 @@ room's settings as stored now; so nothing is saved for someone who lost the room
 between the two.
 """
 
+import functools
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
-from django.contrib import auth
-from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
-from django.http import HttpRequest
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from chat.models import Room
 
@@ -32,36 +35,82 @@ class RoomGone(Exception):
 
 
 def socket_check(*, session_key: str | None, user_id: int, room_id: int) -> Room:
-    """The room as stored now; SignedOut, RoomGone or NotMember unless this socket's
-    user may still act in it."""
-    request = HttpRequest()
-    # A fresh store: the socket's own copy of the session was read when it opened.
-    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    # Checks the session exists, its user is active and its password hash is current.
-    if auth.get_user(request).pk != user_id:
-        raise SignedOut
-    return room_for_action(room_id=room_id, user_id=user_id, lock=False)
-
-
-def room_for_action(*, room_id: int, user_id: int, lock: bool = True) -> Room:
-    """The room as stored now, if this user may act in it. Call it inside the action's
-    transaction: with `lock` it holds the room's row (on PostgreSQL) until the commit.
-    One query: every frame a socket sends asks it."""
-    rooms = Room.objects.select_for_update() if lock else Room.objects
+    """The room as stored now; RoomGone, SignedOut or NotMember unless this socket's
+    user may still act in it. One query, as it runs for every frame: the room, with
+    the session's stored data and the user's password hash beside it (the checks
+    django.contrib.auth.get_user makes, on the database sessions settings.py uses)."""
     found = (
-        rooms.filter(pk=room_id)
+        _rooms(room_id=room_id, user_id=user_id, lock=False)
         .annotate(
-            user_active=Exists(get_user_model().objects.filter(pk=user_id, is_active=True)),
-            is_member=Exists(
-                Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
+            session_data=Subquery(
+                Session.objects.filter(
+                    session_key=session_key or "", expire_date__gt=timezone.now()
+                ).values("session_data")[:1]
+            ),
+            password=Subquery(
+                get_user_model().objects.filter(pk=user_id, is_active=True).values("password")[:1]
             ),
         )
         .first()
     )
     if found is None:
         raise RoomGone
+    if not _vouches(
+        session_data=found.session_data,
+        password=found.password,
+        user_id=user_id,
+        secrets=(settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS),
+    ):
+        raise SignedOut
+    return _allowed(found, user_id=user_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _vouches(
+    *, session_data: str | None, password: str | None, user_id: int, secrets: tuple[str, ...]
+) -> bool:
+    """Whether this stored session still logs in `user_id` whose password hash is
+    `password` (None: no such active user). Cached (`secrets` is in the key), since a
+    socket sends the same pair on every frame and decoding it is the check's costliest
+    part."""
+    if session_data is None or password is None:
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore().decode(session_data)
+    if session.get(SESSION_KEY) != str(user_id):
+        return False
+    if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    user = get_user_model()(pk=user_id, password=password)
+    stored = session.get(HASH_SESSION_KEY) or ""
+    # A hash made with a retired secret still counts, as it does for a page.
+    return any(
+        constant_time_compare(stored, made)
+        for made in (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash())
+    )
+
+
+def room_for_action(*, room_id: int, user_id: int, lock: bool = True) -> Room:
+    """The room as stored now, if this user may act in it. Call it inside the action's
+    transaction: with `lock` it holds the room's row (on PostgreSQL) until the commit."""
+    found = _rooms(room_id=room_id, user_id=user_id, lock=lock).first()
+    if found is None:
+        raise RoomGone
     if not found.user_active:
         raise SignedOut
-    if found.owner_id != user_id and not found.is_member:
+    return _allowed(found, user_id=user_id)
+
+
+def _rooms(*, room_id: int, user_id: int, lock: bool) -> "QuerySet[Any]":
+    rooms = Room.objects.select_for_update() if lock else Room.objects
+    return rooms.filter(pk=room_id).annotate(
+        user_active=Exists(get_user_model().objects.filter(pk=user_id, is_active=True)),
+        is_member=Exists(
+            Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
+        ),
+    )
+
+
+def _allowed(room: Any, *, user_id: int) -> Room:
+    if room.owner_id != user_id and not room.is_member:
         raise NotMember
-    return found
+    return room

@@ -2,12 +2,15 @@
 (chat.authority, chat.turns.claims): in process, against a real Redis."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
 
-from chat import services
+from chat import authority, services
 from chat.models import Message
 from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
@@ -198,3 +201,49 @@ async def test_editing_a_people_message_in_an_only_at_ai_room_does_not_call_the_
     )
     frames = await receive_until(tab, reply_finished)
     assert [m for m in messages_in(frames[-1]) if m.role == "assistant"][-1].text == "Now I answer."
+
+
+def session_of(user) -> str:
+    browser = Client()
+    browser.force_login(user)
+    return browser.cookies["sessionid"].value
+
+
+async def test_a_frame_s_check_is_one_query_and_a_lost_session_password_or_room_fails_it(
+    room_factory, user_factory, django_assert_num_queries
+):
+    await sync_to_async(checks)(room_factory, user_factory, django_assert_num_queries)
+
+
+def checks(room_factory, user_factory, django_assert_num_queries) -> None:
+    room = room_factory(name="Checked")
+    bob = user_factory("bob")
+    room.members.add(bob)
+    key = session_of(bob)
+    check = dict(session_key=key, user_id=bob.pk, room_id=room.pk)
+    with django_assert_num_queries(1):
+        assert authority.socket_check(**check) == room
+    # Another user's session, or none, vouches for nobody else.
+    with pytest.raises(authority.SignedOut):
+        authority.socket_check(**{**check, "session_key": session_of(room.owner)})
+    with pytest.raises(authority.SignedOut):
+        authority.socket_check(**{**check, "session_key": None})
+    # A changed password ends the session on its next frame, as it does a page's.
+    bob.set_password("another-horse-battery-7")
+    bob.save()
+    with pytest.raises(authority.SignedOut):
+        authority.socket_check(**check)
+    check["session_key"] = session_of(bob)
+    assert authority.socket_check(**check) == room
+    Session.objects.filter(session_key=check["session_key"]).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    with pytest.raises(authority.SignedOut):
+        authority.socket_check(**check)
+    check["session_key"] = session_of(bob)
+    room.members.remove(bob)
+    with pytest.raises(authority.NotMember):
+        authority.socket_check(**check)
+    room.delete()
+    with pytest.raises(authority.RoomGone):
+        authority.socket_check(**check)
