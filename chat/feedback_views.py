@@ -7,12 +7,12 @@ from django.views.decorators.http import require_POST
 from chat import feedback, rendering
 from chat.forms import FeedbackForm
 from chat.models import Feedback, Message
-from chat.views import HtmxHttpRequest, _room_or_404
+from chat.pages import HtmxHttpRequest, room_or_404
 
 
 @require_POST
 def feedback_give(request: HtmxHttpRequest, pk: int, message_id: int) -> HttpResponse:
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     form = FeedbackForm(request.POST)
     given: Feedback | None = None
     error = ""

@@ -7,6 +7,7 @@ from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from chat import llm
+from chat.budgets import BUDGET_MAX
 from chat.models import Feedback, Message, Room
 
 
@@ -165,6 +166,30 @@ class MemberForm(forms.Form):
     """Share a room with another user."""
 
     username = forms.CharField(label=_("Username"), max_length=150)
+
+
+BUDGET_ERRORS = {
+    "invalid": _("Enter a whole number of tokens, such as 100000, or leave it empty."),
+    "min_value": _("A budget is at least 1 token; leave it empty for no budget."),
+    "max_value": _("A budget is at most %(limit_value)s tokens a month."),
+}
+
+
+class RoomBudgetForm(forms.Form):
+    """The room's monthly token budget (chat.budgets), set by its owner."""
+
+    monthly_token_budget = forms.IntegerField(
+        label=_("Tokens a month"),
+        required=False,
+        min_value=1,
+        max_value=BUDGET_MAX,
+        error_messages=BUDGET_ERRORS,
+        help_text=_(
+            "What the AI's replies in this room may spend a month (UTC), whoever asks. "
+            "Empty: no budget."
+        ),
+        widget=forms.NumberInput(attrs={"min": "1", "step": "1"}),
+    )
 
 
 class InviteForm(forms.Form):

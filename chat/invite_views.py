@@ -10,12 +10,12 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import invites, signups
 from chat.forms import InviteForm
 from chat.models import Room
-from chat.views import HtmxHttpRequest, _owned_room
+from chat.pages import HtmxHttpRequest, room_owned_or_403
 
 
 @require_POST
 def invite_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = _owned_room(request, pk)
+    room = room_owned_or_403(request=request, pk=pk)
     form = InviteForm(request.POST)
     if form.is_valid():
         invites.invite_create(room=room, created_by=request.user, **form.cleaned_data)
@@ -25,7 +25,7 @@ def invite_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def invite_revoke(request: HtmxHttpRequest, pk: int, invite_id: int) -> HttpResponse:
-    room = _owned_room(request, pk)
+    room = room_owned_or_403(request=request, pk=pk)
     invites.invite_revoke(room=room, invite_id=invite_id)
     return _invites(request, room, InviteForm())
 

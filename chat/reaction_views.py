@@ -6,7 +6,7 @@ from django.views.decorators.http import require_GET
 
 from chat import reactions, selectors
 from chat.models import Message
-from chat.views import HtmxHttpRequest, _room_or_404
+from chat.pages import HtmxHttpRequest, room_or_404
 
 # As many as a page shows after a few "Show earlier".
 MAX_IDS = 500
@@ -15,7 +15,7 @@ MAX_IDS = 500
 @require_GET
 def room_reactions(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """`#reactions-<id>` (out of band) for each of `?ids=1,2,3` in the room, as stored now."""
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     asked = [int(part) for part in request.GET.get("ids", "").split(",") if part.isdecimal()]
     shown = selectors.room_messages(room=room).filter(pk__in=asked[:MAX_IDS])
     ids = list(shown.values_list("pk", flat=True))

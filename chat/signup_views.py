@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from chat import invites, signups
-from chat.views import HtmxHttpRequest
+from chat.pages import HtmxHttpRequest
 
 
 @login_not_required

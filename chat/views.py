@@ -1,20 +1,19 @@
+"""The rooms a user is in: the list, a new room, a room's page, its export and earlier
+messages, leaving and deleting it, and searching messages and the tax-law documents.
+
+The owner's *Edit and share* page is chat.edit_views.
+"""
+
 from django.contrib import messages
-from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
+from django.views.decorators.http import require_GET, require_http_methods
 
 from chat import (
     export,
     feedback,
-    invites,
     limits,
     llm,
     mentions,
@@ -27,16 +26,10 @@ from chat import (
     usage,
 )
 from chat import search as chat_search
-from chat.budget_views import budget_context
 from chat.documents import TaxLawDocument
-from chat.forms import InviteForm, MemberForm, MessageForm, RoomForm
-from chat.models import Message, Room
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-    # LoginRequiredMiddleware lets only logged-in users reach the views that read it.
-    user: User
+from chat.forms import MessageForm, RoomForm
+from chat.models import Message
+from chat.pages import HtmxHttpRequest, go_to_list, go_to_room, room_or_404
 
 
 @require_GET
@@ -50,7 +43,7 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             room = services.room_create(owner=request.user, **form.cleaned_data)
-            return _go_to(request, room)
+            return go_to_room(request=request, room=room)
         if request.htmx:
             return render(request, "chat/room_form.html#form", {"form": form})
     return render(request, "chat/room_form.html", {"form": form})
@@ -58,7 +51,7 @@ def room_new(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     # ?message=<id> (a search result) opens the room at that message, highlighted.
     found = _as_id(request.GET.get("message"))
     page = found and selectors.room_messages_page_from(room=room, message_id=found)
@@ -93,7 +86,7 @@ def room_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def room_export(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The whole room as a download: ?format=md or ?format=json."""
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     format = request.GET.get("format", "md")
     if format not in export.FORMATS:
         return HttpResponseBadRequest(
@@ -124,7 +117,7 @@ def message_search(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The page of messages before `before`, swapped in over the "Show earlier" button."""
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     try:
         before = int(request.GET["before"])
     except (KeyError, ValueError):
@@ -140,65 +133,9 @@ def room_messages_earlier(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def room_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = _owned_room(request, pk)
-    form = RoomForm(request.POST or None, instance=room)
-    if request.method == "POST":
-        # ModelForm validation writes the new values onto `room`; the service
-        # compares them with the stored row.
-        if form.is_valid():
-            # A new prompt deletes the conversation: say how much, and save only once confirmed.
-            clears = room.messages.count() if "system_prompt" in form.changed_data else 0
-            if clears and request.POST.get("confirm_reset") != str(clears):
-                context = {"form": form, "room": room, "confirm_reset": clears}
-                if request.htmx:
-                    return render(request, "chat/room_form.html#form", context)
-                context |= _edit_context(room, form=form)
-                return render(request, "chat/room_form.html", context)
-            services.room_update(room=room, **form.cleaned_data)
-            if clears:
-                messages.success(request, _prompt_changed(clears))
-            return _go_to(request, room)
-        if request.htmx:
-            return render(request, "chat/room_form.html#form", {"form": form, "room": room})
-    return render(request, "chat/room_form.html", _edit_context(room, form=form))
-
-
-def _prompt_changed(count: int) -> str:
-    return ngettext(
-        "The system prompt changed: %(count)d message was deleted for everyone, "
-        "and the conversation starts again.",
-        "The system prompt changed: %(count)d messages were deleted for everyone, "
-        "and the conversation starts again.",
-        count,
-    ) % {"count": count}
-
-
-@require_POST
-def room_member_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    room = _owned_room(request, pk)
-    form = MemberForm(request.POST)
-    if form.is_valid():
-        try:
-            services.room_member_add(room=room, username=form.cleaned_data["username"])
-        except services.MemberError as exc:
-            form.add_error("username", str(exc))
-        else:
-            form = MemberForm()
-    return _members(request, room, form)
-
-
-@require_POST
-def room_member_remove(request: HtmxHttpRequest, pk: int, user_id: int) -> HttpResponse:
-    room = _owned_room(request, pk)
-    services.room_member_remove(room=room, user_id=user_id)
-    return _members(request, room, MemberForm())
-
-
-@require_http_methods(["GET", "POST"])
 def room_leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET asks to confirm; POST leaves, then the room list says so."""
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     # The owner deletes their room instead; to them this page does not exist.
     if room.owner_id == request.user.pk:
         raise Http404
@@ -208,20 +145,20 @@ def room_leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request, _("You left “%(name)s”. These are the rooms you are in.") % {"name": room.name}
     )
-    return _go_to_list(request)
+    return go_to_list(request=request)
 
 
 @require_http_methods(["GET", "POST"])
 def room_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET asks to confirm; POST deletes. Only the owner; to others it is a 404."""
-    room = _room_or_404(request, pk)
+    room = room_or_404(request=request, pk=pk)
     if room.owner_id != request.user.pk:
         raise Http404
     if request.method == "GET":
         return render(request, "chat/room_delete.html", {"room": room})
     services.room_delete(room=room)
     messages.success(request, _("“%(name)s” was deleted for everyone.") % {"name": room.name})
-    return _go_to_list(request)
+    return go_to_list(request=request)
 
 
 @require_GET
@@ -255,51 +192,3 @@ def _extras(request: HtmxHttpRequest, shown: list[Message]) -> dict:
 
 def _as_id(value: str | None) -> int | None:
     return int(value) if value and value.isdecimal() and int(value) > 0 else None
-
-
-def _room_or_404(request: HtmxHttpRequest, pk: int) -> Room:
-    # Someone else's room is as invisible as a missing one.
-    room = selectors.room_get(pk=pk, user=request.user)
-    if room is None:
-        raise Http404
-    return room
-
-
-def _owned_room(request: HtmxHttpRequest, pk: int) -> Room:
-    room = _room_or_404(request, pk)
-    if room.owner_id != request.user.pk:
-        raise PermissionDenied
-    return room
-
-
-def _edit_context(room: Room, *, form: RoomForm, member_form: MemberForm | None = None) -> dict:
-    return {
-        "room": room,
-        "form": form,
-        "member_form": member_form or MemberForm(),
-        "members": selectors.room_members(room=room),
-        "invite_form": InviteForm(),
-        "invite_links": invites.invite_links(room=room),
-    } | budget_context(room=room)
-
-
-def _members(request: HtmxHttpRequest, room: Room, form: MemberForm) -> HttpResponse:
-    context = _edit_context(room, form=RoomForm(instance=room), member_form=form)
-    if request.htmx:
-        return render(request, "chat/room_form.html#members", context)
-    if form.errors:  # a plain form post: the page again, with what was wrong
-        return render(request, "chat/room_form.html", context)
-    return redirect("chat:room_edit", pk=room.pk)
-
-
-def _go_to_list(request: HtmxHttpRequest) -> HttpResponse:
-    if request.htmx:
-        return HttpResponseClientRedirect(reverse("chat:room_list"))
-    return redirect("chat:room_list")
-
-
-def _go_to(request: HtmxHttpRequest, room: Room) -> HttpResponse:
-    # An HTMX form swaps fragments; leaving the page needs a client redirect.
-    if request.htmx:
-        return HttpResponseClientRedirect(room.get_absolute_url())
-    return redirect(room)

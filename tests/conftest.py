@@ -144,6 +144,19 @@ def client(client, user):
 
 
 @pytest.fixture
+def bob(user_factory) -> AbstractBaseUser:
+    return user_factory("bob")
+
+
+@pytest.fixture
+def as_bob(bob) -> Client:
+    """A second browser, logged in as `bob`."""
+    browser = Client()
+    browser.force_login(bob)
+    return browser
+
+
+@pytest.fixture
 def room_factory(user) -> Callable[..., Room]:
     def make(name: str = "Test room", system_prompt: str = "", **kwargs) -> Room:
         kwargs.setdefault("owner", user)

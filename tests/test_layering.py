@@ -72,9 +72,20 @@ def test_the_domain_never_imports_the_turns():
 def test_views_and_services_start_nothing_and_services_render_nothing():
     edges = graph()
     starters = {"chat.turns.supervisor", "chat.turns.watchdog", "chat.replies"}
-    for module in ("chat.views", "chat.services", "chat.consumers"):
+    views = {module for module in edges if module.endswith("views")} | {"chat.pages"}
+    for module in sorted(views | {"chat.services", "chat.consumers"}):
         assert not edges[module] & starters, (module, edges[module] & starters)
     assert "chat.rendering" not in edges["chat.services"]
+
+
+def test_no_module_imports_another_s_private_names():
+    found = []
+    for path in CHAT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chat"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                found += [f"{module_name(path)}: {node.module}.{name}" for name in private]
+    assert not found
 
 
 def test_only_the_model_module_imports_openai():
