@@ -18,14 +18,17 @@ def measure(
     first frame holding its marker or a later one."""
     tabs = [tab for output in outputs for tab in output["tabs"]]
     latencies: list[float] = []
+    # Where in the reply the slow ones are: by fifth of the markers (start, ..., end).
+    by_fifth: list[list[float]] = [[] for _ in range(5)]
     first_sent, last_shown = float("inf"), 0.0
     for tab in tabs:
         sent = st.model.sent.get(f"room {tab['room']}", [])
         first_sent = min([first_sent, *sent[:1]])
-        for index in markers:
+        for position, index in enumerate(markers):
             shown_at = tab["shown"][index]
             if shown_at is not None and index < len(sent):
                 latencies.append((shown_at - sent[index]) * 1000)
+                by_fifth[position * 5 // len(markers)].append(latencies[-1])
                 last_shown = max(last_shown, shown_at)
     frames = sum(tab["frames"] for tab in tabs)
     window = max(last_shown - first_sent, 1e-9)
@@ -34,6 +37,7 @@ def measure(
     return {
         "tabs": len(tabs),
         "latency_ms": summary(latencies),
+        "p99_ms_by_fifth": [summary(sorted(fifth))["p99"] for fifth in by_fifth],
         "tokens_expected": len(tabs) * len(markers),
         "tokens_never_shown": len(tabs) * len(markers) - len(latencies),
         "updates_lost": sum(tab["lost"] for tab in tabs),

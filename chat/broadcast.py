@@ -14,8 +14,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from chat import rendering, selectors
 from chat.models import Message, Room
@@ -85,12 +84,20 @@ def room_version_bump(*, room_id: int, message_ids: list[int], reset: bool = Fal
     """Count a change to these messages (or, with `reset`, the clearing of the room's
     history) in the room's version, and return it. In the caller's transaction: the
     room's row stays locked until it commits, so versions commit in order."""
-    with transaction.atomic():
-        Room.objects.filter(pk=room_id).update(version=F("version") + 1)
-        version = Room.objects.filter(pk=room_id).values_list("version", flat=True).first() or 0
-        if reset:
-            Room.objects.filter(pk=room_id).update(reset_version=version)
-        Message.objects.filter(pk__in=message_ids).update(version=version)
+    room = connection.ops.quote_name(Room._meta.db_table)
+    # One statement bumps and reads the version (RETURNING: SQLite 3.35+, PostgreSQL);
+    # no savepoint, as a failure here fails the caller's change too.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {room} SET version = version + 1,"
+            " reset_version = CASE WHEN %s THEN version + 1 ELSE reset_version END"
+            " WHERE id = %s RETURNING version",
+            [reset, room_id],
+        )
+        row = cursor.fetchone()
+        version = row[0] if row else 0
+        if message_ids:
+            Message.objects.filter(pk__in=message_ids).update(version=version)
     return version
 
 

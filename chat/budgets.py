@@ -117,8 +117,8 @@ def budget_check(*, room: Room, user_id: int | None, needed: int, now: datetime)
     """
     weighed: list[tuple[str, int, QuerySet[Charge]]] = []
     if user_id is not None:
-        UserBudget.objects.get_or_create(user_id=user_id)
-        own = UserBudget.objects.select_for_update().get(user_id=user_id)
+        # Found or made, the row is this transaction's until it commits.
+        own, _ = UserBudget.objects.select_for_update().get_or_create(user_id=user_id)
         for budget, limit in user_limits(budget=own).items():
             if limit is not None:
                 weighed.append((budget, limit, Charge.objects.filter(user_id=user_id)))

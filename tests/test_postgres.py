@@ -122,3 +122,26 @@ def test_two_claims_by_one_person_take_the_last_of_a_budget_once(pg_env):
         "refused: 40 left",
         1,
     )
+
+
+VERSIONS = """
+from django.contrib.auth.models import User
+from chat.broadcast import room_version_bump
+from chat.models import Message, Room
+room = Room.objects.create(owner=User.objects.create_user("versions"), name="versions")
+message = Message.objects.create(room=room, role="user", content="hello")
+bumped = [
+    room_version_bump(room_id=room.pk, message_ids=[message.pk]),
+    room_version_bump(room_id=room.pk, message_ids=[], reset=True),
+    room_version_bump(room_id=room.pk, message_ids=[]),
+]
+room.refresh_from_db()
+message.refresh_from_db()
+print(bumped, room.version, room.reset_version, message.version)
+"""
+
+
+def test_a_room_s_version_is_bumped_and_read_in_one_statement_on_postgresql(pg_env):
+    """chat.broadcast.room_version_bump's UPDATE ... RETURNING, with and without a reset."""
+    output = django(pg_env, "manage.py", "shell", "-c", VERSIONS)
+    assert output.split("\n")[-2] == "[1, 2, 3] 3 2 1"
