@@ -7,6 +7,7 @@ writes the model's text into it.
 import asyncio
 import contextlib
 import logging
+from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -27,6 +28,14 @@ from chat.deltas import DeltaStream
 from chat.models import Message, Room
 
 logger = logging.getLogger(__name__)
+
+
+class Ended(NamedTuple):
+    """What a reply's final state is sent with: the room's token totals and where the
+    model's memory now begins (None, None: they could not be read)."""
+
+    room_usage: usage.RoomUsage | None
+    context_start: int | None
 
 
 class ReplyStream:
@@ -98,10 +107,12 @@ class ReplyStream:
 
     async def finish(self) -> None:
         self.reply.seq += 1
-        if await database_sync_to_async(self._save_final)():
-            await self._broadcast(final=True)
+        if (ended := await database_sync_to_async(self._save_final)()) is not None:
+            await self._broadcast(final=ended)
 
-    def _save_final(self) -> bool:
+    def _save_final(self) -> "Ended | None":
+        """Save the final state if the row is still this turn's; then read, on the same
+        trip to the database thread, what the tabs get with it."""
         # The final state counts as a change to the room (Room.version): a tab
         # that was away when it came finds it on catching up.
         faults.fault_point("finish")
@@ -109,12 +120,17 @@ class ReplyStream:
             # Settled whether or not the row is still ours: a deleted reply spent too.
             budgets.charge_settle(reply=self.reply)
             if not self._mine().update(**self._fields(final=True)):
-                return False
+                return None
             # The room's too: chat.limits.context_start reads it after this.
             self.room.version = self.reply.version = room_version_bump(
                 room_id=self.room.pk, message_ids=[self.reply.pk]
             )
-        return True
+        try:
+            return Ended(usage.room_usage(room=self.room), limits.context_start(room=self.room))
+        except Exception:
+            # The reply is saved; its tabs get it without the totals, which the next change brings.
+            logger.warning("reading room %s's totals failed", self.room.pk, exc_info=True)
+            return Ended(None, None)
 
     async def _save(self) -> bool:
         faults.fault_point("save")
@@ -137,18 +153,16 @@ class ReplyStream:
             }
         return fields
 
-    async def _broadcast(self, *, final: bool = False) -> None:
+    async def _broadcast(self, *, final: "Ended | None" = None) -> None:
         try:
             html = rendering.messages_in_every_language(self.reply)
-            if final:
+            if final is not None and final.room_usage is not None:
                 # The room's token total, once for every tab, with the reply's final state.
-                room_usage = await database_sync_to_async(usage.room_usage)(room=self.room)
                 totals = rendering.in_every_language(
-                    rendering.room_usage_oob, room=self.room, room_usage=room_usage
+                    rendering.room_usage_oob, room=self.room, room_usage=final.room_usage
                 )
                 # And where the model's memory now begins, the same in every language.
-                start = await database_sync_to_async(limits.context_start)(room=self.room)
-                marker = rendering.context_start_oob(context_start=start)
+                marker = rendering.context_start_oob(context_start=final.context_start)
                 html = {code: fragment + totals[code] + marker for code, fragment in html.items()}
             await room_send(room_id=self.room.pk, html=html, key=message_key(self.reply))
         except Exception:
