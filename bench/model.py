@@ -8,7 +8,8 @@ import time
 
 from aiohttp import web
 
-from tests.fakeopenai import FakeOpenAI, _last_user_content
+from tests.fakeopenai import FakeOpenAI
+from tests.fakeopenai_replies import last_user_content
 
 # In a shared room the model sees each question after its author's name
 # (chat.selectors.turn_author_split; this process runs without Django).
@@ -45,7 +46,7 @@ class RecordingModel(FakeOpenAI):
         self.sent: dict[str, list[float]] = {}
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        question = _AUTHOR_LINE.sub("", _last_user_content(await request.json()))
+        question = _AUTHOR_LINE.sub("", last_user_content(await request.json()))
         times = self.sent.setdefault(question, [])
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)

@@ -1,27 +1,19 @@
-"""The room websocket, through the full ASGI stack, on the real channels-redis layer."""
+"""The room websocket, through the full ASGI stack, on the real channels-redis layer: a
+message and its reply streamed to every tab, what the model is sent, bad input and
+refused sends, questions waiting their turn, a reply cut off, and questions answered
+from the documents. Who may hold the socket is tests/test_consumers_access.py; catching
+up, tests/test_consumers_sync.py."""
 
 import asyncio
 import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.contrib.sessions.models import Session
-from prometheus_client import REGISTRY
 
-from chat import broadcast, reply_stream, services
 from chat.models import Message
-from config.asgi import application
-from tests.conftest import ORIGIN, replies_finished, session_cookie
+from tests.conftest import replies_finished
 from tests.fakeopenai import Reply
-from tests.wsutil import (
-    messages_in,
-    page_of,
-    receive_until,
-    reply_finished,
-    room_version_in,
-    send,
-)
+from tests.wsutil import messages_in, page_of, receive_until, reply_finished, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -167,176 +159,6 @@ async def test_a_message_while_the_room_is_replying_waits_its_turn(room, connect
     assert [r[2] for r in await rows(room)] == ["first", "slow " * 30, "second", "Second answer."]
 
 
-async def test_catch_up_sends_what_changed_since_the_pages_version(room, connect, message_factory):
-    old = await sync_to_async(message_factory)(room, "seen already")
-    missed = await sync_to_async(message_factory)(room, "missed while offline")
-    for message in (old, missed):
-        await sync_to_async(broadcast.room_version_bump)(room_id=room.pk, message_ids=[message.pk])
-    tab = await connect(f"/ws/chat/{room.pk}/")
-    await tab.send_to(text_data=json.dumps({"action": "sync", "since": 1}))
-    frame = await tab.receive_from()
-    assert [(m.pk, m.text) for m in messages_in(frame)] == [(missed.pk, "missed while offline")]
-    assert room_version_in(frame) == 2
-    # Nothing new: only the version.
-    await tab.send_to(text_data=json.dumps({"action": "sync", "since": 2}))
-    frame = await tab.receive_from()
-    assert messages_in(frame) == [] and room_version_in(frame) == 2
-
-
-def sync_one(message_id: int, seq: int) -> str:
-    return json.dumps({"action": "sync", "message": message_id, "seq": seq})
-
-
-async def test_a_dropped_final_update_is_repaired_by_asking_for_that_message(
-    room, connect, model, monkeypatch
-):
-    """The layer delivers at most once: here the reply's final broadcast is dropped on
-    purpose, and the tab, seeing its streaming message fall silent, asks for it."""
-    real_send = reply_stream.room_send
-
-    async def drop_the_final_update(*, room_id, html, key=None):
-        if 'data-status="streaming"' in html["en"]:
-            await real_send(room_id=room_id, html=html, key=key)
-
-    monkeypatch.setattr(reply_stream, "room_send", drop_the_final_update)
-    model.queue(Reply("The end never arrives live.", tokens_per_second=100))
-    tab = await connect(f"/ws/chat/{room.pk}/")
-    await tab.send_to(text_data=send("hi"))
-    await replies_finished()
-    frames = []
-    while not await tab.receive_nothing(timeout=0.3):
-        frames.append(await tab.receive_from())
-    held = [m for f in frames for m in messages_in(f) if m.role == "assistant"][-1]
-    assert held.status == "streaming", "the tab never heard the reply end"
-
-    await tab.send_to(text_data=sync_one(held.pk, held.seq))
-    (final,) = messages_in(await tab.receive_from())
-    assert (final.pk, final.status) == (held.pk, "complete")
-    assert final.text == "The end never arrives live." and final.seq > held.seq
-    # Holding the newest version already, the tab is sent nothing.
-    await tab.send_to(text_data=sync_one(final.pk, final.seq))
-    assert await tab.receive_nothing(timeout=0.3)
-
-
-async def test_asking_for_another_rooms_message_sends_nothing(
-    room, room_factory, connect, message_factory
-):
-    elsewhere = await sync_to_async(message_factory)(await sync_to_async(room_factory)("Other"))
-    tab = await connect(f"/ws/chat/{room.pk}/")
-    await tab.send_to(text_data=sync_one(elsewhere.pk, 0))
-    assert await tab.receive_nothing(timeout=0.3)
-
-
-async def test_a_flood_of_sync_requests_is_throttled_per_socket(
-    room, connect, message_factory, settings
-):
-    settings.CHAT_SYNC_BURST, settings.CHAT_SYNC_RATE = 3, 0.5
-    await sync_to_async(message_factory)(room, "already there")
-    flooder = await connect(f"/ws/chat/{room.pk}/")
-    calm = await connect(f"/ws/chat/{room.pk}/")
-    dropped_before = REGISTRY.get_sample_value("chat_syncs_dropped_total") or 0
-    for _ in range(30):
-        await flooder.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
-    answered = 0
-    while not await flooder.receive_nothing(timeout=0.3):
-        await flooder.receive_from()
-        answered += 1
-    assert answered == 3, "a burst is answered, the rest dropped"
-    dropped = REGISTRY.get_sample_value("chat_syncs_dropped_total") - dropped_before
-    assert dropped >= 26, dropped  # 27, unless the bucket refilled one meanwhile
-    # Another socket's allowance is its own.
-    await calm.send_to(text_data=json.dumps({"action": "sync", "since": 0}))
-    assert [m.text for m in messages_in(await calm.receive_from())] == ["already there"]
-
-
-@pytest.mark.parametrize(
-    "frame",
-    [
-        {"action": "sync"},
-        {"action": "sync", "message": 1},
-        {"action": "sync", "message": "x", "seq": 1},
-        {"action": "sync", "message": 1, "seq": -1},
-    ],
-)
-async def test_malformed_sync_requests_get_a_notice(room, connect, frame):
-    tab = await connect(f"/ws/chat/{room.pk}/")
-    await tab.send_to(text_data=json.dumps(frame))
-    assert "the sync frame was malformed" in await tab.receive_from()
-
-
-async def refused_with(path: str, headers: list[tuple[bytes, bytes]]) -> int:
-    """Open a socket that must be refused; returns the close code.
-
-    A refusal is accepted, then closed at once, with nothing of the room sent:
-    closed before accept, the browser would see only 1006, and retry forever."""
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected, "accepted, so the page can tell why it is closed"
-    close = await communicator.receive_output()
-    assert close["type"] == "websocket.close", close
-    return close["code"]
-
-
-async def test_unknown_room_is_refused_with_a_clear_code(user):
-    cookie = await sync_to_async(session_cookie)(user)
-    assert await refused_with("/ws/chat/999/", [ORIGIN, cookie]) == 4404
-
-
-async def test_anonymous_sockets_are_closed_as_signed_out(room):
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN]) == 4401
-
-
-async def test_a_socket_of_a_logged_out_session_is_closed_as_signed_out(room, user):
-    cookie = await sync_to_async(session_cookie)(user)
-    # Logging out deletes the session the cookie names.
-    await Session.objects.all().adelete()
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4401
-
-
-async def test_a_non_member_is_refused_like_an_unknown_room(room, user_factory):
-    mallory = await sync_to_async(user_factory)("mallory")
-    cookie = await sync_to_async(session_cookie)(mallory)
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4404
-
-
-async def test_members_see_the_room_live(room, connect, model, user_factory):
-    bob = await sync_to_async(user_factory)("bob")
-    await room.members.aadd(bob)
-    model.queue(Reply("A reply both of you see.", tokens_per_second=50))
-    alice_tab = await connect(f"/ws/chat/{room.pk}/")
-    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
-    await bob_tab.send_to(text_data=send("Bob asks"))
-    for tab in (alice_tab, bob_tab):
-        frames = await receive_until(tab, reply_finished)
-        shown = [m for f in frames for m in messages_in(f)]
-        assert '<span class="message__author">bob</span>' in shown[0].html
-        assert shown[-1].text == "A reply both of you see."
-
-
-async def test_a_removed_member_is_disconnected_at_once(room, connect, user_factory):
-    bob = await sync_to_async(user_factory)("bob")
-    await room.members.aadd(bob)
-    alice_tab = await connect(f"/ws/chat/{room.pk}/")
-    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
-
-    await sync_to_async(services.room_member_remove)(room=room, user_id=bob.pk)
-
-    assert await bob_tab.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
-    assert await alice_tab.receive_nothing(timeout=0.3)
-    cookie = await sync_to_async(session_cookie)(bob)
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4404
-
-
-async def test_connections_per_user_are_bounded(room, connect, user, settings):
-    settings.CHAT_MAX_CONNECTIONS_PER_USER = 2
-    await connect(f"/ws/chat/{room.pk}/")
-    second = await connect(f"/ws/chat/{room.pk}/")
-    cookie = await sync_to_async(session_cookie)(user)
-    assert await refused_with(f"/ws/chat/{room.pk}/", [ORIGIN, cookie]) == 4429
-    await second.disconnect()
-    assert await connect(f"/ws/chat/{room.pk}/"), "a closed socket frees its place"
-
-
 async def test_a_double_send_is_one_message_and_both_are_answered(room, connect, model):
     model.queue(Reply("Once."))
     tab = await connect(f"/ws/chat/{room.pk}/")
@@ -370,14 +192,6 @@ async def test_sending_too_fast_gets_a_notice(room, connect, model, settings):
     # The page puts the refused text back: the answer names the send it refuses.
     assert f'data-for="{CLIENT_ID}" data-outcome="refused"' in notice[-1]
     assert [r[2] for r in await rows(room) if r[0] == "user"] == ["one"]
-
-
-async def test_cross_site_handshake_is_refused(room):
-    communicator = WebsocketCommunicator(
-        application, f"/ws/chat/{room.pk}/", headers=[(b"origin", b"http://evil.example")]
-    )
-    connected, _ = await communicator.connect()
-    assert not connected
 
 
 async def test_model_error_leaves_a_visible_error_and_keeps_partial_text(room, connect, model):
@@ -434,71 +248,3 @@ async def test_without_a_model_a_bang_question_still_shows_keyword_sources(
     assert document.number in final.html
     assert (await Message.objects.aget(room=room, role="assistant")).sources == [document.source]
     assert model.embedding_requests == []
-
-
-async def test_a_member_who_leaves_has_their_tabs_closed_and_their_questions_cancelled(
-    room, connect, user_factory, model
-):
-    model.queue(Reply("slow " * 40, tokens_per_second=40))
-    bob = await sync_to_async(user_factory)("bob")
-    await room.members.aadd(bob)
-    alice_tab = await connect(f"/ws/chat/{room.pk}/")
-    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
-    await alice_tab.send_to(text_data=send("first"))
-    await receive_until(bob_tab, lambda f: any(m.role == "assistant" for m in messages_in(f)))
-    await bob_tab.send_to(text_data=send("bob's question"))
-    await receive_until(alice_tab, lambda f: 'id="queue"' in f and "bob&#x27;s question" in f)
-
-    await sync_to_async(services.room_leave)(room=room, user=bob)
-    while (output := await bob_tab.receive_output(timeout=5))["type"] != "websocket.close":
-        pass
-    assert output["code"] == 4404
-    emptied = await receive_until(alice_tab, lambda f: 'id="queue"' in f and "bob" not in f)
-    assert "Queued" not in emptied[-1]
-    # Alice's reply goes on.
-    await receive_until(alice_tab, reply_finished)
-    assert not await Message.objects.filter(room=room, status="queued").aexists()
-
-
-async def test_deleting_a_room_stops_its_reply_and_closes_every_tab(
-    room, connect, user_factory, model
-):
-    model.queue(Reply(chunks=tuple(f"w{i} " for i in range(400)), tokens_per_second=40))
-    bob = await sync_to_async(user_factory)("bob")
-    await room.members.aadd(bob)
-    alice_tab = await connect(f"/ws/chat/{room.pk}/")
-    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
-    await alice_tab.send_to(text_data=send("go on"))
-    # Its first words: the model is streaming.
-    await receive_until(
-        bob_tab, lambda f: any(m.text for m in messages_in(f) if m.role == "assistant")
-    )
-    room_id = room.pk
-
-    await sync_to_async(services.room_delete)(room=room)
-    for tab in (alice_tab, bob_tab):
-        while (output := await tab.receive_output(timeout=5))["type"] != "websocket.close":
-            pass
-        assert output["code"] == 4404
-    await replies_finished(within=5)
-    assert len(model.requests) == 1
-    assert not await Message.objects.filter(room_id=room_id).aexists()
-    cookie = await sync_to_async(session_cookie)(bob)
-    assert await refused_with(f"/ws/chat/{room_id}/", [ORIGIN, cookie]) == 4404
-
-
-async def test_leaving_stops_the_reply_to_the_leavers_question(room, connect, user_factory, model):
-    model.queue(Reply(chunks=tuple(f"w{i} " for i in range(400)), tokens_per_second=40))
-    bob = await sync_to_async(user_factory)("bob")
-    await room.members.aadd(bob)
-    alice_tab = await connect(f"/ws/chat/{room.pk}/")
-    bob_tab = await connect(f"/ws/chat/{room.pk}/", as_user=bob)
-    await bob_tab.send_to(text_data=send("bob asks"))
-    # Under way (its Stop listener is up once text flows).
-    await receive_until(
-        alice_tab, lambda f: any(m.role == "assistant" and m.text for m in messages_in(f))
-    )
-
-    await sync_to_async(services.room_leave)(room=room, user=bob)
-    final = await receive_until(alice_tab, reply_finished)
-    assert [m.status for m in messages_in(final[-1]) if m.role == "assistant"] == ["stopped"]
