@@ -282,10 +282,12 @@ def test_the_room_shows_each_member_s_share_this_month_with_dollars(
         at=now.replace(day=1) - timedelta(days=1),
     )
     page = client.get(room.get_absolute_url()).content.decode()
-    assert "This month: 2000 of 10000 tokens" in page
+    assert "This month: 2,000 of 10,000 tokens" in page
     # alice: 1100 prompt at $1/M and 600 reply tokens at $2/M.
-    assert '<span class="room-header__share">alice 1700 ($0.0023)</span>' in page
+    assert '<span class="room-header__share">alice 1,700 ($0.0023)</span>' in page
     assert '<span class="room-header__share">bob 300 ($0.0003)</span>' in page
     edit = client.get(f"/chat/{room.pk}/edit/").content.decode()
-    assert "This month the room has spent 2000 of its 10000 tokens." in edit
+    assert "This month the room has spent 2,000 of its 10,000 tokens." in edit
+    share = '<span class="budget__share">alice 1,700 ($0.0023)</span>'
+    assert f"Each person's share: {share} ·" in edit
     assert 'value="10000"' in edit
