@@ -254,3 +254,32 @@ async def test_stop_for_another_rooms_reply_is_refused_and_changes_nothing(
     assert "That reply is not being written any more." in answer
     final = assistant(await receive_until(other_tab, reply_finished))[-1]
     assert (final.pk, final.status) == (reply.pk, "complete")
+
+
+async def test_one_huge_chunk_in_one_room_does_not_stall_another(room_factory, connect, model):
+    # About 100 KB of Markdown arriving as one chunk: 400 finished blocks in one update.
+    huge = "\n\n".join(f"Paragraph {i}: " + "many words here " * 15 for i in range(400))
+    assert len(huge) > 100_000
+    words = tuple(f"w{i} " for i in range(40))
+    model.queue(Reply(chunks=words, tokens_per_second=20), Reply(chunks=(huge,)))
+    steady = await sync_to_async(room_factory)(name="Steady")
+    flooded = await sync_to_async(room_factory)(name="Flooded")
+    steady_tab = await connect(f"/ws/chat/{steady.pk}/")
+    flooded_tab = await connect(f"/ws/chat/{flooded.pk}/")
+
+    await steady_tab.send_to(text_data=send("a few words"))
+    await receive_until(steady_tab, showing(10))
+    await flooded_tab.send_to(text_data=send("everything at once"))
+    # The steady reply keeps streaming in updates of its own while the huge one is
+    # rendered and sent, and both end whole.
+    after = await receive_until(steady_tab, reply_finished, within=20)
+    assert len(assistant(after)) >= 5, "the steady reply went on in several updates"
+    assert assistant(after)[-1].text == "".join(words).strip()
+    flooded_frames = await receive_until(flooded_tab, reply_finished, within=20)
+    shown = assistant(flooded_frames)[-1]
+    assert shown.status == "complete"
+    assert shown.text.startswith("Paragraph 0: many words") and "Paragraph 399:" in shown.text
+    assert await rows(flooded) == [
+        ("user", "complete", "everything at once"),
+        ("assistant", "complete", huge),
+    ]

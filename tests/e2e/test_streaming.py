@@ -87,3 +87,32 @@ def test_two_tabs_end_the_same_as_a_reload(page: Page, room: str, model: FakeOpe
     other.reload()
     assert shown == [last_reply(other).evaluate("a => a.outerHTML")] * 2
     expect(last_reply(other).locator(".message__body pre")).to_have_count(1)
+
+
+# Run in the page before the reply: every line the live region is given, in order.
+HEAR = """() => {
+  window.heard = [];
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) window.heard.push(node.textContent);
+    }
+  }).observe(document.getElementById('announcer'), { childList: true });
+}"""
+
+
+def test_a_screen_reader_hears_each_finished_block_once(page: Page, room: str, model: FakeOpenAI):
+    page.evaluate(HEAR)
+    model.queue(Reply(ANSWER, tokens_per_second=80))
+    send(page, "Read it to me")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=20_000)
+    heard = page.evaluate("window.heard")
+    # The question arrives whole, and is read once; the reply, block by block.
+    assert sum("Read it to me" in line for line in heard) == 1, heard
+    for block in ("The first paragraph says", "A heading", "three items", "return sum(values)"):
+        assert sum(block in line for line in heard) == 1, (block, heard)
+    for i in range(8):
+        assert sum(f"Paragraph {i} goes on" in line for line in heard) == 1, (i, heard)
+    # The last block, which the tail held until the end, is read with the final state.
+    assert sum("퇴직금은 근속 기간에 따라" in line for line in heard) == 1, heard
+    # Never the whole article at once.
+    assert not any("The first paragraph" in line and "Paragraph 7" in line for line in heard)
