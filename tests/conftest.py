@@ -110,6 +110,23 @@ def model_server() -> Iterator[FakeOpenAI]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[FakeOpenAI]:
+    """A model server of the module's own, for the tests of tests/fakeopenai.py itself."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def server(running_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    # Shared for speed; reset so one test's leftover replies can't answer the next.
+    running_server.reset()
+    running_server.default_rate = 0.0
+    running_server.default_text = None
+    yield running_server
+    running_server.reset()
+
+
 @pytest.fixture(autouse=True)
 def model(model_server: FakeOpenAI, settings) -> FakeOpenAI:
     """Every test talks to the tests' model server unless it says otherwise."""

@@ -28,15 +28,10 @@ def renewal(budget: str, now: datetime) -> str:
 
 
 @pytest.fixture
-def room(room_factory, user_factory):
+def room(room_factory, bob):
     room = room_factory(name="Shared")
-    room.members.add(user_factory("bob"))
+    room.members.add(bob)
     return room
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.get(username="bob")
 
 
 @sync_to_async

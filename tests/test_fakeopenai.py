@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,22 +18,6 @@ import pytest
 from tests.fakeopenai import FakeOpenAI, Reply, fake_embedding
 
 USER_TURN = [{"role": "user", "content": "Hi there"}]
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    # Shared for speed; reset so one test's leftover replies can't answer the next.
-    running_server.reset()
-    running_server.default_rate = 0.0
-    running_server.default_text = None
-    yield running_server
-    running_server.reset()
 
 
 def client(server: FakeOpenAI, **kwargs: float) -> openai.AsyncOpenAI:

@@ -8,7 +8,6 @@ since code under test has to catch exactly those.
 
 import math
 import time
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -17,22 +16,6 @@ import pytest
 from tests.fakeopenai import FakeOpenAI
 from tests.fakeopenai_replies import Reply, fake_embedding
 from tests.test_fakeopenai import USER_TURN, client, collect
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def server(running_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    # Shared for speed; reset so one test's leftover replies can't answer the next.
-    running_server.reset()
-    running_server.default_rate = 0.0
-    running_server.default_text = None
-    yield running_server
-    running_server.reset()
 
 
 @pytest.mark.asyncio

@@ -42,15 +42,10 @@ async def all_replies_finished() -> None:
 
 
 @pytest.fixture
-def room(room_factory, user_factory):
+def room(room_factory, bob):
     room = room_factory(name="Shared")
-    room.members.add(user_factory("bob"))
+    room.members.add(bob)
     return room
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.get(username="bob")
 
 
 async def test_questions_sent_mid_reply_are_answered_after_it_in_order(room, bob, connect, model):
