@@ -92,7 +92,8 @@ def _vouches(
 def room_for_action(*, room_id: int, user_id: int, lock: bool = True) -> Room:
     """The room as stored now, if this user may act in it. Call it inside the action's
     transaction: with `lock` it holds the room's row (on PostgreSQL) until the commit."""
-    found = _rooms(room_id=room_id, user_id=user_id, lock=lock).first()
+    active = Exists(get_user_model().objects.filter(pk=user_id, is_active=True))
+    found = _rooms(room_id=room_id, user_id=user_id, lock=lock).annotate(user_active=active).first()
     if found is None:
         raise RoomGone
     if not found.user_active:
@@ -103,7 +104,6 @@ def room_for_action(*, room_id: int, user_id: int, lock: bool = True) -> Room:
 def _rooms(*, room_id: int, user_id: int, lock: bool) -> "QuerySet[Any]":
     rooms = Room.objects.select_for_update() if lock else Room.objects
     return rooms.filter(pk=room_id).annotate(
-        user_active=Exists(get_user_model().objects.filter(pk=user_id, is_active=True)),
         is_member=Exists(
             Room.members.through.objects.filter(room_id=OuterRef("pk"), user_id=user_id)
         ),
